@@ -1,0 +1,24 @@
+# Stable entry points. Each target installs requirements.txt first, so one command works on a
+# fresh machine.
+PYTHON ?= python3
+SMOKE_DIR ?= .smoke
+PIP_INSTALL = $(PYTHON) -m pip install --quiet --disable-pip-version-check -r requirements.txt
+
+.PHONY: install run smoke test
+
+install:
+	$(PIP_INSTALL)
+
+## The main job: NoLA on the default configuration (params.yaml: EuroSAT, CLIP ViT-B/32, DINO ViT-B/16).
+run: install
+	$(PYTHON) -m pipeline fetch-data
+	dvc repro
+
+## The whole pipeline offline on tiny random-weight models and synthetic images, in $(SMOKE_DIR).
+smoke: install
+	rm -rf $(SMOKE_DIR)
+	$(PYTHON) -m pipeline smoke $(SMOKE_DIR)
+
+## What CI runs.
+test: install
+	$(PYTHON) -m pytest -q

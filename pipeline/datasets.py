@@ -1,0 +1,249 @@
+"""Image collections: one factory, :func:`create_dataset`, chosen by ``data.source``.
+
+Every source resolves to a :class:`Collection`: an image root, the class names, an unlabeled
+pool and a labeled test split, each a list of paths relative to the root. Pool labels, when a
+source knows them, are kept apart in ``pool_labels`` and only evaluation reads them.
+"""
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+
+from . import synthetic
+from .artifacts import read_json, read_table, write_json, write_table
+from .errors import NolaError
+from .images import IMAGE_SUFFIXES
+from .params import DataParams
+
+# torchvision's EuroSAT folder names, and the readable names used in prompts (CoOp's wording).
+EUROSAT_CLASSES = {
+    "AnnualCrop": "annual crop land",
+    "Forest": "forest",
+    "HerbaceousVegetation": "herbaceous vegetation land",
+    "Highway": "highway or road",
+    "Industrial": "industrial buildings",
+    "Pasture": "pasture land",
+    "PermanentCrop": "permanent crop land",
+    "Residential": "residential buildings",
+    "River": "river",
+    "SeaLake": "sea or lake",
+}
+
+
+class DatasetError(NolaError, ValueError):
+    """A dataset that cannot be read as configured, worded for the user."""
+
+
+@dataclass
+class Collection:
+    root: Path
+    classes: list[str]
+    pool: list[str]
+    test: list[str]
+    test_labels: list[int]
+    pool_labels: dict[str, int] = field(default_factory=dict)
+
+
+def clean_class_name(name: str) -> str:
+    """Folder names as prompt words: underscores and dashes become spaces."""
+    return " ".join(name.replace("_", " ").replace("-", " ").split())
+
+
+def scan_folder(root: Path) -> tuple[list[str], list[tuple[str, int]]]:
+    """``root/<class>/<image>``: class folders in sorted order, images by relative path."""
+    if not root.is_dir():
+        raise DatasetError(f"data.root = {str(root)!r}: no such folder; point it at root/<class>/<images>")
+    folders = sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
+    if not folders:
+        raise DatasetError(f"data.root = {str(root)!r}: no class folders inside (expected root/<class>/<images>)")
+    items = []
+    for label, folder in enumerate(folders):
+        for p in sorted(folder.rglob("*")):
+            if p.suffix.lower() in IMAGE_SUFFIXES and not p.name.startswith(".") and p.is_file():
+                items.append((p.relative_to(root).as_posix(), label))
+    return [f.name for f in folders], items
+
+
+def stratified_split(items: list[tuple[str, int]], test_fraction: float, seed: int):
+    """Seeded per-class split for datasets without an official one."""
+    rng = np.random.default_rng(seed)
+    by_class: dict[int, list[str]] = {}
+    for path, label in items:
+        by_class.setdefault(label, []).append(path)
+    pool, test = [], []
+    for label in sorted(by_class):
+        paths = sorted(by_class[label])
+        order = rng.permutation(len(paths))
+        n_test = int(round(test_fraction * len(paths))) if len(paths) > 1 else 0
+        test += [(paths[i], label) for i in order[:n_test]]
+        pool += [(paths[i], label) for i in order[n_test:]]
+    return sorted(pool), sorted(test)
+
+
+def _name_classes(folder_names: list[str], params: DataParams, readable: dict[str, str] | None = None) -> list[str]:
+    if params.classes is not None:
+        if len(params.classes) != len(folder_names):
+            raise DatasetError(
+                f"data.classes has {len(params.classes)} names but {params.root} has "
+                f"{len(folder_names)} class folders ({', '.join(folder_names)}); give one name per folder, in sorted folder order"
+            )
+        return list(params.classes)
+    readable = readable or {}
+    return [readable.get(n, clean_class_name(n)) for n in folder_names]
+
+
+def _from_items(root: Path, classes: list[str], items: list[tuple[str, int]], params: DataParams) -> Collection:
+    if params.split_file:
+        return _coop_split(root, params)
+    pool, test = stratified_split(items, params.test_fraction, params.seed)
+    return Collection(
+        root=root,
+        classes=classes,
+        pool=[p for p, _ in pool],
+        test=[p for p, _ in test],
+        test_labels=[label for _, label in test],
+        pool_labels=dict(pool),
+    )
+
+
+def _coop_split(root: Path, params: DataParams) -> Collection:
+    """A CoOp split JSON: {"train": [[path, label, classname], ...], "val": ..., "test": ...}."""
+    split = read_json(params.split_file)
+    try:
+        train, test = split["train"], split["test"]
+        names: dict[int, str] = {}
+        for _path, label, name in [*train, *test]:
+            names.setdefault(int(label), name)
+    except (KeyError, TypeError, ValueError) as err:
+        raise DatasetError(
+            f"data.split_file = {params.split_file!r}: expected CoOp format "
+            '{"train": [[path, label, classname], ...], "test": [...]} (' + str(err) + ")"
+        ) from None
+    if sorted(names) != list(range(len(names))):
+        raise DatasetError(f"data.split_file = {params.split_file!r}: labels must be 0..C-1, got {sorted(names)}")
+    classes = list(params.classes) if params.classes else [clean_class_name(names[i]) for i in range(len(names))]
+    return Collection(
+        root=root,
+        classes=classes,
+        pool=[p for p, _, _ in train],
+        test=[p for p, _, _ in test],
+        test_labels=[int(label) for _, label, _ in test],
+        pool_labels={p: int(label) for p, label, _ in train},
+    )
+
+
+def _folder(params: DataParams, readable: dict[str, str] | None = None, root: Path | None = None) -> Collection:
+    root = root or Path(params.root)
+    folder_names, items = scan_folder(root)
+    return _from_items(root, _name_classes(folder_names, params, readable), items, params)
+
+
+def _manifest(params: DataParams) -> Collection:
+    """CSV or parquet with columns path[, label][, split]; paths relative to data.root."""
+    import pandas as pd
+
+    if not params.manifest:
+        raise DatasetError("data.source = 'manifest' needs data.manifest (a CSV or parquet file with a 'path' column)")
+    path = Path(params.manifest)
+    if not path.is_file():
+        raise DatasetError(f"data.manifest = {params.manifest!r}: file not found")
+    frame = pd.read_parquet(path) if path.suffix == ".parquet" else pd.read_csv(path, dtype=str, keep_default_na=False)
+    if "path" not in frame.columns:
+        raise DatasetError(f"{path}: needs a 'path' column, has {list(frame.columns)}")
+    has_label = "label" in frame.columns
+    names = sorted({str(v) for v in frame["label"] if str(v)}) if has_label else []
+    classes = list(params.classes) if params.classes else [clean_class_name(n) for n in names]
+    if not classes:
+        raise DatasetError(f"{path}: no 'label' column and no data.classes; the class names must come from one of them")
+    index = {n: i for i, n in enumerate(names)}
+    rows = [(str(p), index.get(str(lab)) if has_label else None) for p, lab in
+            zip(frame["path"], frame["label"] if has_label else [None] * len(frame))]
+    if "split" in frame.columns:
+        split = [str(s) for s in frame["split"]]
+        pool = sorted((p, lab) for (p, lab), s in zip(rows, split) if s in ("train", "pool"))
+        test = sorted((p, lab) for (p, lab), s in zip(rows, split) if s == "test")
+    else:
+        pool, test = stratified_split([r for r in rows if r[1] is not None], params.test_fraction, params.seed)
+        pool = sorted(pool + [r for r in rows if r[1] is None])
+    unlabeled_test = [p for p, lab in test if lab is None]
+    if unlabeled_test:
+        raise DatasetError(f"{path}: test rows need a label; unlabeled: {unlabeled_test[:3]}")
+    return Collection(
+        root=Path(params.root),
+        classes=classes,
+        pool=[p for p, _ in pool],
+        test=[p for p, _ in test],
+        test_labels=[int(lab) for _, lab in test],
+        pool_labels={p: int(lab) for p, lab in pool if lab is not None},
+    )
+
+
+def image_root(params: DataParams) -> Path:
+    """The folder that image ids are relative to (torchvision nests EuroSAT two levels down)."""
+    return Path(params.root) / "eurosat" / "2750" if params.source == "eurosat" else Path(params.root)
+
+
+def fetch(params: DataParams) -> Path:
+    """Make the images of built-in sources exist under ``data.root`` (download or generate)."""
+    if params.source == "synthetic":
+        if not Path(params.root).is_dir():
+            synthetic.generate(params.root, params.synthetic_classes, params.synthetic_per_class,
+                               params.synthetic_size, params.seed)
+    elif params.source == "eurosat" and not image_root(params).is_dir():
+        if not params.download:
+            raise DatasetError(f"EuroSAT not found under {image_root(params)} and data.download is false")
+        from torchvision.datasets import EuroSAT
+
+        EuroSAT(params.root, download=True)
+    return Path(params.root)
+
+
+SOURCES: dict[str, Callable[[DataParams], Collection]] = {
+    "folder": _folder,
+    "synthetic": _folder,
+    "manifest": _manifest,
+    "eurosat": lambda p: _folder(p, EUROSAT_CLASSES, image_root(p)),
+}
+
+
+def create_dataset(params: DataParams) -> Collection:
+    return SOURCES[params.source](params)
+
+
+def file_sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def write_split(collection: Collection, out_dir: str | Path) -> None:
+    """pool.parquet and test.parquet (id + content hash, no labels), labels.parquet, classes.json.
+
+    The content hash makes every downstream stage rerun when an image's bytes change.
+    """
+    out = Path(out_dir)
+    for name, ids in (("pool", collection.pool), ("test", collection.test)):
+        hashes = [file_sha256(collection.root / i) for i in ids]
+        write_table(out / f"{name}.parquet", pa.table({"id": ids, "sha256": hashes}))
+    label_ids = [*collection.pool_labels, *collection.test]
+    write_table(
+        out / "labels.parquet",
+        pa.table({
+            "id": label_ids,
+            "split": ["pool"] * len(collection.pool_labels) + ["test"] * len(collection.test),
+            "label": pa.array([*collection.pool_labels.values(), *collection.test_labels], type=pa.int32()),
+        }),
+    )
+    write_json(out / "classes.json", {"classes": collection.classes})
+
+
+def read_ids(split_file: str | Path) -> list[str]:
+    """The image ids of a split written by :func:`write_split`."""
+    return read_table(split_file, columns=["id"])[0].column("id").to_pylist()

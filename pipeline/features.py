@@ -1,0 +1,63 @@
+"""Image encoding: a frozen encoder over a list of images -> one parquet of features."""
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import open_clip
+import timm
+import torch
+from torch.utils.data import DataLoader, Dataset
+
+from .artifacts import write_features
+from .images import Preprocess, load_rgb
+
+
+class ImageList(Dataset):
+    """Images by id (a path relative to ``root``), each through ``transform``."""
+
+    def __init__(self, root: str | Path, ids: Sequence[str], transform: Callable, targets: Sequence[int] | None = None):
+        self.root, self.ids, self.transform, self.targets = Path(root), list(ids), transform, targets
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+    def __getitem__(self, i: int):
+        image = self.transform(load_rgb(self.root / self.ids[i]))
+        return image if self.targets is None else (image, self.targets[i])
+
+
+def library_versions() -> dict[str, str]:
+    return {"torch": torch.__version__.split("+")[0], "open_clip": open_clip.__version__, "timm": timm.__version__}
+
+
+@torch.inference_mode()
+def encode_images(
+    encode: Callable[[torch.Tensor], torch.Tensor],
+    root: str | Path,
+    ids: Sequence[str],
+    preprocess: Preprocess,
+    batch_size: int = 64,
+    num_workers: int = 0,
+) -> np.ndarray:
+    """An N x D float32 array, rows in the order of ``ids``."""
+    loader = DataLoader(ImageList(root, ids, preprocess.transform()), batch_size=batch_size, num_workers=num_workers)
+    chunks = [encode(batch).float().numpy() for batch in loader]
+    return np.concatenate(chunks) if chunks else np.zeros((0, 0), dtype=np.float32)
+
+
+def extract_to_parquet(
+    path: str | Path,
+    encode: Callable[[torch.Tensor], torch.Tensor],
+    identity: dict[str, Any],
+    root: str | Path,
+    ids: Sequence[str],
+    preprocess: Preprocess,
+    batch_size: int = 64,
+    num_workers: int = 0,
+) -> None:
+    features = encode_images(encode, root, ids, preprocess, batch_size, num_workers)
+    meta = {**identity, "preprocess": preprocess.as_dict(), "versions": library_versions()}
+    write_features(path, list(ids), features, meta)

@@ -1,0 +1,96 @@
+"""Model factories: :func:`create_clip` (open_clip) and :func:`create_dino` (timm), chosen by params.
+
+Weights come through open_clip / timm (a pretrained tag they download, or a local file). With no
+pretrained weights the model is built with seeded random weights: that is how the tests and the
+offline smoke configuration run the real architectures without any download.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import open_clip
+import timm
+import torch
+from torch import nn
+
+from .errors import NolaError
+from .images import Preprocess
+from .params import ClipParams, DinoParams
+
+CONFIG_DIR = Path(__file__).parent / "model_configs"
+
+
+class ModelError(NolaError, ValueError):
+    """A model name or weights setting that cannot be honoured, worded for the user."""
+
+
+def _register_configs(extra_dir: str | None) -> None:
+    open_clip.add_model_config(CONFIG_DIR)
+    if extra_dir:
+        if not Path(extra_dir).is_dir():
+            raise ModelError(f"clip.model_config_dir = {extra_dir!r}: no such folder")
+        open_clip.add_model_config(extra_dir)
+
+
+def clip_identity(params: ClipParams) -> dict[str, Any]:
+    """What makes CLIP features comparable; stored in artifacts and checked by later stages."""
+    return {"encoder": "clip", "model": params.model, "pretrained": params.pretrained}
+
+
+def dino_identity(params: DinoParams) -> dict[str, Any]:
+    return {"encoder": "dino", "model": params.model, "pretrained": params.pretrained, "kwargs": params.kwargs}
+
+
+def create_clip(params: ClipParams) -> tuple[open_clip.CLIP, Preprocess, Any]:
+    """An open_clip model in eval mode, its deterministic preprocessing and its tokenizer."""
+    _register_configs(params.model_config_dir)
+    if params.model not in open_clip.list_models():
+        raise ModelError(
+            f"clip.model = {params.model!r} is not an open_clip model; "
+            "see open_clip.list_models() or set clip.model_config_dir to a folder with its JSON config"
+        )
+    torch.manual_seed(params.seed)
+    try:
+        model = open_clip.create_model(params.model, pretrained=params.pretrained or None)
+    except RuntimeError as err:
+        raise ModelError(f"clip.pretrained = {params.pretrained!r} for {params.model!r}: {err}") from None
+    model.eval()
+    cfg = getattr(model.visual, "preprocess_cfg", {})
+    size = model.visual.image_size
+    preprocess = Preprocess(
+        size=int(size[0] if isinstance(size, (tuple, list)) else size),
+        mean=tuple(cfg.get("mean", open_clip.OPENAI_DATASET_MEAN)),
+        std=tuple(cfg.get("std", open_clip.OPENAI_DATASET_STD)),
+        interpolation=cfg.get("interpolation", "bicubic"),
+    )
+    return model, preprocess, open_clip.get_tokenizer(params.model)
+
+
+def create_dino(params: DinoParams) -> tuple[nn.Module, Preprocess]:
+    """A timm model returning its pooled (CLS) feature, and the deterministic preprocessing."""
+    if not timm.is_model(params.model.split(".")[0]):
+        raise ModelError(f"dino.model = {params.model!r} is not a timm model; see timm.list_models('*dino*')")
+    torch.manual_seed(params.seed)
+    kwargs = dict(params.kwargs)
+    pretrained = params.pretrained
+    if isinstance(pretrained, str):
+        if not Path(pretrained).is_file():
+            raise ModelError(f"dino.pretrained = {pretrained!r}: no such weights file")
+        kwargs["pretrained_cfg_overlay"] = {"file": pretrained}
+        pretrained = True
+    try:
+        model = timm.create_model(params.model, pretrained=pretrained, num_classes=0, **kwargs)
+    except (RuntimeError, TypeError) as err:
+        raise ModelError(f"dino: cannot build {params.model!r} with {params.kwargs}: {err}") from None
+    model.eval()
+    cfg = timm.data.resolve_model_data_config(model)
+    patch_embed = getattr(model, "patch_embed", None)
+    size = patch_embed.img_size[-1] if patch_embed is not None and patch_embed.img_size else cfg["input_size"][-1]
+    preprocess = Preprocess(
+        size=int(size),
+        mean=tuple(float(v) for v in cfg["mean"]),
+        std=tuple(float(v) for v in cfg["std"]),
+        interpolation="bicubic",
+    )
+    return model, preprocess

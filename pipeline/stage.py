@@ -1,0 +1,40 @@
+"""What every stage entry point shares: error reporting, logging and deterministic threading."""
+from __future__ import annotations
+
+import logging
+import os
+import sys
+from collections.abc import Callable
+
+import typer
+
+from .errors import NolaError
+
+log = logging.getLogger("nola")
+
+
+def run(main: Callable) -> None:
+    """Run one function as a typer command (a stage entry point)."""
+    app = typer.Typer(add_completion=False, pretty_exceptions_enable=False)
+    app.command()(main)
+    run_app(app)
+
+
+def run_app(app: typer.Typer) -> None:
+    """A :class:`NolaError` prints one clear message and exits 2, no traceback."""
+    logging.basicConfig(level=logging.WARNING, format="%(name)s: %(message)s")
+    log.setLevel(os.environ.get("NOLA_LOG", "INFO"))
+    _deterministic_torch()
+    try:
+        app()
+    except NolaError as err:
+        print(f"error: {err}", file=sys.stderr)
+        sys.exit(2)
+
+
+def _deterministic_torch() -> None:
+    """A fixed intra-op thread count keeps float reductions, hence artifacts, byte-identical."""
+    import torch
+
+    torch.set_num_threads(int(os.environ.get("NOLA_THREADS", "2")))
+    torch.use_deterministic_algorithms(True, warn_only=True)

@@ -1,0 +1,115 @@
+"""DINO-assisted prompt tuning: targets are the DL network's labels, inputs are strong views."""
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+from torch.utils.data import DataLoader
+
+from .errors import NolaError
+from .features import ImageList
+from .images import Preprocess
+from .params import TuneParams
+from .visual_prompts import PromptedCLIP
+
+
+class TrainingError(NolaError, RuntimeError):
+    """Training that cannot go on, worded for the user."""
+
+
+def smoothed_cross_entropy(logits: torch.Tensor, target: torch.Tensor, epsilon: float) -> torch.Tensor:
+    """Label-smoothing cross-entropy: (1 - eps) * NLL + eps * mean over classes of -log p."""
+    return F.cross_entropy(logits, target, label_smoothing=epsilon)
+
+
+def scaled_lr(params: TuneParams) -> float:
+    """Linear scaling of the reference lr (given at ``base_batch_size``) to our batch size."""
+    return params.base_lr * params.batch_size / params.base_batch_size
+
+
+def param_groups(model: nn.Module, weight_decay: float) -> list[dict]:
+    """Weight decay on prompts and the classifier; none on biases and norm parameters."""
+    decay, no_decay = [], []
+    for _name, p in model.named_parameters():
+        if not p.requires_grad:
+            continue
+        (no_decay if p.ndim <= 1 else decay).append(p)
+    return [{"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
+
+
+@dataclass
+class EpochLog:
+    epoch: int
+    loss: float
+    agreement: float
+    lr: float
+
+
+def tune(
+    model: PromptedCLIP,
+    root: str | Path,
+    ids: Sequence[str],
+    targets: np.ndarray,
+    preprocess: Preprocess,
+    params: TuneParams,
+) -> list[EpochLog]:
+    """A fixed schedule (no label-based model selection): AdamW, cosine decay, ``params.epochs``."""
+    if len(ids) == 0:
+        raise TrainingError("tune: the pool has no images with DL labels; check the align stage's output")
+    torch.manual_seed(params.seed)
+    dataset = ImageList(root, ids, preprocess.strong_transform(), targets=[int(t) for t in targets])
+    loader = DataLoader(
+        dataset,
+        batch_size=params.batch_size,
+        shuffle=True,
+        drop_last=len(dataset) > params.batch_size,
+        num_workers=params.num_workers,
+        generator=torch.Generator().manual_seed(params.seed),
+        persistent_workers=params.num_workers > 0,
+    )
+    lr = scaled_lr(params)
+    optimizer = torch.optim.AdamW(param_groups(model, params.weight_decay), lr=lr, betas=(0.9, 0.999))
+    total_steps = params.epochs * len(loader)
+    scheduler = torch.optim.lr_scheduler.LambdaLR(
+        optimizer, lambda step: 0.5 * (1 + math.cos(math.pi * step / max(total_steps, 1)))
+    )
+    history = []
+    step = 0
+    for epoch in range(params.epochs):
+        model.train()
+        loss_sum, agree, seen = 0.0, 0, 0
+        for images, target in loader:
+            logits = model(images)
+            loss = smoothed_cross_entropy(logits, target, params.label_smoothing)
+            if not torch.isfinite(loss):
+                raise TrainingError(
+                    f"tune: loss is {loss.item()} at epoch {epoch + 1}, step {step + 1}; "
+                    "lower tune.base_lr or check the DL labels and the images"
+                )
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            scheduler.step()
+            step += 1
+            loss_sum += loss.item() * len(target)
+            agree += int((logits.argmax(-1) == target).sum())
+            seen += len(target)
+        history.append(EpochLog(epoch + 1, loss_sum / seen, agree / seen, optimizer.param_groups[0]["lr"]))
+    model.eval()
+    return history
+
+
+@torch.inference_mode()
+def predict(model: PromptedCLIP, root: str | Path, ids: Sequence[str], preprocess: Preprocess,
+            batch_size: int = 64, num_workers: int = 0) -> np.ndarray:
+    """Class probabilities of the tuned model on the deterministic view."""
+    model.eval()
+    loader = DataLoader(ImageList(root, ids, preprocess.transform()), batch_size=batch_size, num_workers=num_workers)
+    chunks = [torch.softmax(model(batch), dim=-1).numpy() for batch in loader]
+    return np.concatenate(chunks)

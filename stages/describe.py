@@ -1,0 +1,20 @@
+"""Stage describe: class names -> descriptions.json (class -> sentences)."""
+from pathlib import Path
+
+from pipeline.artifacts import read_json, write_json
+from pipeline.descriptions import describe_classes
+from pipeline.params import DescribeParams, load_section
+from pipeline.stage import log, run
+
+
+def main(classes_json: Path, out: Path, params: Path = Path("params.yaml")) -> None:
+    describe = load_section(params, "describe", DescribeParams)
+    classes = read_json(classes_json)["classes"]
+    doc = describe_classes(describe, classes)
+    write_json(out, doc)
+    log.info("describe: %d sentences for %d classes -> %s",
+             sum(map(len, doc["descriptions"].values())), len(classes), out)
+
+
+if __name__ == "__main__":
+    run(main)

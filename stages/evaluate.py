@@ -1,0 +1,79 @@
+"""Stage evaluate: the only stage that reads labels -> metrics.json, per-class accuracy, confusion."""
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from pipeline import evaluation as ev
+from pipeline.alignment import head_from_state
+from pipeline.alignment import predict as dl_predict
+from pipeline.artifacts import (
+    ArtifactError,
+    check_encoder,
+    read_features,
+    read_json,
+    read_table,
+    read_tensors,
+    write_csv,
+    write_json,
+)
+from pipeline.datasets import image_root
+from pipeline.models import clip_identity, create_clip
+from pipeline.params import ClipParams, DataParams, EvaluateParams, load_section
+from pipeline.stage import log, run
+from pipeline.text_classifier import zero_shot_probs
+from pipeline.tuning import predict as tuned_predict
+from pipeline.visual_prompts import prompted_from_state
+
+
+def main(split_dir: Path, features_dir: Path, classifiers: Path, pseudo_labels: Path, head: Path, prompt: Path,
+         out_dir: Path, params: Path = Path("params.yaml")) -> None:
+    data = load_section(params, "data", DataParams)
+    clip = load_section(params, "clip", ClipParams)
+    cfg = load_section(params, "evaluate", EvaluateParams)
+    classes = read_json(split_dir / "classes.json")["classes"]
+    labels = read_table(split_dir / "labels.parquet")[0].to_pandas()
+    truth = dict(zip(labels["id"], labels["label"]))
+
+    clip_ids, clip_test, clip_meta = read_features(features_dir / "clip" / "test.parquet")
+    check_encoder(features_dir / "clip" / "test.parquet", clip_meta, clip_identity(clip), "features_clip")
+    dino_ids, dino_test, _ = read_features(features_dir / "dino" / "test.parquet")
+    y = np.array([truth[i] for i in clip_ids])
+    tensors, _ = read_tensors(classifiers)
+    scale = float(tensors["logit_scale"])
+    feats = torch.as_tensor(clip_test)
+    predictions = {
+        "zero_shot": zero_shot_probs(feats, tensors["zeroshot"], scale).argmax(-1).numpy(),
+        "cde": zero_shot_probs(feats, tensors["cde"], scale).argmax(-1).numpy(),
+    }
+    if dino_ids != clip_ids:
+        raise ArtifactError(f"{features_dir}: CLIP and DINO test features list different images; "
+                            "rerun features_clip and features_dino")
+    predictions["dl"] = dl_predict(head_from_state(read_tensors(head)[0]), dino_test)[0]
+    model, preprocess, _ = create_clip(clip)
+    state, prompt_meta = read_tensors(prompt)
+    check_encoder(prompt, prompt_meta, clip_identity(clip), "tune")
+    tuned = prompted_from_state(model.visual, state, prompt_meta["logit_scale"])
+    predictions["nola"] = tuned_predict(tuned, image_root(data), clip_ids, preprocess,
+                                        cfg.batch_size, cfg.num_workers).argmax(-1)
+
+    selected = read_table(pseudo_labels)[0].to_pandas()
+    known = selected[selected["id"].isin(truth.keys())]
+    metrics = {name: {"accuracy": ev.accuracy(pred, y)} for name, pred in predictions.items()}
+    metrics["pseudo_labels"] = {
+        "count": len(selected),
+        "precision": ev.accuracy(known["label"].to_numpy(), np.array([truth[i] for i in known["id"]]))
+        if len(known) else None,
+    }
+    metrics["data"] = {"test_images": len(y), "classes": len(classes)}
+    write_json(out_dir / "metrics.json", metrics)
+    per_class = {name: ev.per_class_accuracy(pred, y, len(classes)) for name, pred in predictions.items()}
+    write_csv(out_dir / "per_class.csv",
+              [{"class": c, **{n: per_class[n][i] for n in per_class}} for i, c in enumerate(classes)],
+              ["class", *per_class])
+    write_csv(out_dir / "confusion.csv", ev.confusion_rows(predictions["nola"], y, classes), ["actual", "predicted"])
+    log.info("evaluate: %s", ", ".join(f"{n} {metrics[n]['accuracy']:.3f}" for n in predictions))
+
+
+if __name__ == "__main__":
+    run(main)

@@ -1,0 +1,45 @@
+"""Stage pseudo_labels: CLIP pool features x CDE -> the most confident images per class."""
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import torch
+
+from pipeline import pseudo_labels as pl
+from pipeline.artifacts import ArtifactError, check_encoder, read_features, read_tensors, write_table
+from pipeline.models import clip_identity
+from pipeline.params import ClipParams, PseudoLabelParams, load_section
+from pipeline.stage import log, run
+from pipeline.text_classifier import zero_shot_probs
+
+
+def main(clip_pool: Path, classifiers: Path, out: Path, params: Path = Path("params.yaml")) -> None:
+    clip = load_section(params, "clip", ClipParams)
+    cfg = load_section(params, "pseudo_labels", PseudoLabelParams)
+    ids, features, meta = read_features(clip_pool)
+    check_encoder(clip_pool, meta, clip_identity(clip), "features_clip")
+    tensors, text_meta = read_tensors(classifiers)
+    check_encoder(classifiers, text_meta, clip_identity(clip), "text_classifier")
+    classes = text_meta["classes"]
+    if not ids:
+        raise ArtifactError(f"{clip_pool}: the unlabeled pool is empty; add images to data.root")
+    probs = zero_shot_probs(torch.as_tensor(features), tensors["cde"], float(tensors["logit_scale"])).numpy()
+    k = pl.images_per_class(len(ids), len(classes), cfg.fraction, cfg.min_per_class)
+    idx, label, rank, prob = pl.select(probs, k, cfg.max_rank)
+    missing = sorted(set(range(len(classes))) - set(label.tolist()))
+    if missing:
+        log.warning("pseudo_labels: no image selected for %s (no image has them in its top-%d)",
+                    [classes[c] for c in missing], cfg.max_rank)
+    table = pa.table({
+        "id": pa.array([ids[i] for i in idx], type=pa.string()),
+        "label": pa.array(label, type=pa.int32()),
+        "rank": pa.array(rank, type=pa.int8()),
+        "prob": pa.array(prob, type=pa.float32()),
+    })
+    write_table(out, table, {"k": k, "classes": classes})
+    fallback = int(np.sum(rank > 1))
+    log.info("pseudo_labels: k=%d, %d images selected (%d by 2nd/3rd prediction) -> %s", k, len(idx), fallback, out)
+
+
+if __name__ == "__main__":
+    run(main)

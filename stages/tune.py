@@ -1,0 +1,37 @@
+"""Stage tune: DL labels + strong views -> prompt tokens, LayerNorms and classifier of CLIP."""
+from dataclasses import asdict
+from pathlib import Path
+
+from pipeline.artifacts import check_encoder, read_table, read_tensors, write_csv, write_tensors
+from pipeline.datasets import image_root
+from pipeline.models import clip_identity, create_clip
+from pipeline.params import ClipParams, DataParams, TuneParams, load_section
+from pipeline.stage import log, run
+from pipeline.tuning import scaled_lr, tune
+from pipeline.visual_prompts import PromptedCLIP
+
+
+def main(dl_labels: Path, classifiers: Path, out_dir: Path, params: Path = Path("params.yaml")) -> None:
+    data = load_section(params, "data", DataParams)
+    clip = load_section(params, "clip", ClipParams)
+    cfg = load_section(params, "tune", TuneParams)
+    labels, meta = read_table(dl_labels)
+    tensors, text_meta = read_tensors(classifiers)
+    check_encoder(classifiers, text_meta, clip_identity(clip), "text_classifier")
+    model, preprocess, _ = create_clip(clip)
+    logit_scale = float(tensors["logit_scale"])
+    prompted = PromptedCLIP(model.visual, tensors["cde"], cfg.prompt_tokens, logit_scale)
+    log.info("tune: %d pool images, %d prompt tokens, batch %d, lr %.2e, %d epochs",
+             labels.num_rows, cfg.prompt_tokens, cfg.batch_size, scaled_lr(cfg), cfg.epochs)
+    history = tune(prompted, image_root(data), labels.column("id").to_pylist(), labels.column("label").to_numpy(),
+                   preprocess, cfg)
+    write_tensors(out_dir / "prompt.safetensors", prompted.trainable_state(),
+                  {**clip_identity(clip), "classes": meta["classes"], "prompt_tokens": cfg.prompt_tokens,
+                   "logit_scale": logit_scale})
+    write_csv(out_dir / "log.csv", [asdict(h) for h in history], ["epoch", "loss", "agreement", "lr"])
+    log.info("tune: final loss %.4f, agreement with DL labels %.3f -> %s",
+             history[-1].loss, history[-1].agreement, out_dir)
+
+
+if __name__ == "__main__":
+    run(main)

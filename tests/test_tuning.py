@@ -1,0 +1,36 @@
+import pytest
+import torch
+
+from pipeline.params import TuneParams
+from pipeline.tuning import param_groups, scaled_lr, smoothed_cross_entropy
+from pipeline.visual_prompts import PromptedCLIP
+
+
+def test_label_smoothing_matches_its_formula():
+    torch.manual_seed(0)
+    logits = torch.randn(5, 4)
+    target = torch.tensor([0, 3, 1, 1, 2])
+    eps = 0.1
+    logp = torch.log_softmax(logits, dim=-1)
+    nll = -logp[torch.arange(5), target]
+    uniform = -logp.mean(dim=-1)
+    expected = ((1 - eps) * nll + eps * uniform).mean()
+    torch.testing.assert_close(smoothed_cross_entropy(logits, target, eps), expected)
+    assert smoothed_cross_entropy(logits, target, 0.0) == pytest.approx(nll.mean().item())
+
+
+def test_lr_scales_linearly_with_batch():
+    assert scaled_lr(TuneParams(batch_size=512)) == pytest.approx(0.004)
+    assert scaled_lr(TuneParams(batch_size=64)) == pytest.approx(0.0005)
+
+
+def test_weight_decay_spares_norms_and_biases(smoke_model):
+    model, _, _ = smoke_model
+    prompted = PromptedCLIP(model.visual, torch.randn(3, 32), 4, 10.0)
+    decay, no_decay = param_groups(prompted, 0.01)
+    assert decay["weight_decay"] == 0.01 and no_decay["weight_decay"] == 0.0
+    assert any(p is prompted.prompts for p in decay["params"])
+    assert any(p is prompted.classifier.weight for p in decay["params"])
+    assert all(p.ndim == 1 for p in no_decay["params"]) and no_decay["params"]
+    n_trainable = sum(1 for p in prompted.parameters() if p.requires_grad)
+    assert len(decay["params"]) + len(no_decay["params"]) == n_trainable
