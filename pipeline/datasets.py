@@ -90,7 +90,8 @@ def _name_classes(folder_names: list[str], params: DataParams, readable: dict[st
         if len(params.classes) != len(folder_names):
             raise DatasetError(
                 f"data.classes has {len(params.classes)} names but {params.root} has "
-                f"{len(folder_names)} class folders ({', '.join(folder_names)}); give one name per folder, in sorted folder order"
+                f"{len(folder_names)} class folders ({', '.join(folder_names)}); "
+                "give one name per folder, in sorted folder order"
             )
         return list(params.classes)
     readable = readable or {}

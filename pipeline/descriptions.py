@@ -24,7 +24,7 @@ def _from_templates(params: DescribeParams) -> Describer:
         raise DescriptionError("describe.templates is empty; give sentence templates with a {} for the class name")
     bad = [t for t in params.templates if "{}" not in t]
     if bad:
-        raise DescriptionError(f"describe.templates: each template needs a {{}} for the class name; these have none: {bad}")
+        raise DescriptionError(f"describe.templates: each template needs a {{}} for the class name; not these: {bad}")
 
     def describe(classes: list[str]) -> dict[str, list[str]]:
         return {c: [t.format(c) for t in params.templates] for c in classes}
@@ -44,7 +44,9 @@ def _from_file(params: DescribeParams) -> Describer:
     def describe(classes: list[str]) -> dict[str, list[str]]:
         missing = [c for c in classes if not data.get(c)]
         if missing:
-            raise DescriptionError(f"{params.file}: no descriptions for classes {missing}; add them or use describe.source = 'templates'")
+            raise DescriptionError(
+                f"{params.file}: no descriptions for classes {missing}; add them or use describe.source = 'templates'"
+            )
         return {c: list(data[c]) for c in classes}
 
     return describe

@@ -19,10 +19,11 @@ class Section(BaseModel):
 
 
 class DataParams(Section):
-    """Where the images are and how the unlabeled pool and the labeled test split are cut."""
+    """One image collection (an entry of ``datasets``): where the images are, how the unlabeled
+    pool and the labeled test split are cut, and the dataset templates of its text classifier."""
 
-    source: Literal["folder", "manifest", "eurosat", "synthetic"] = "eurosat"
-    root: str = "data/eurosat"
+    source: Literal["folder", "manifest", "eurosat", "synthetic"]
+    root: str
     manifest: str | None = None
     split_file: str | None = None
     classes: list[str] | None = None
@@ -33,6 +34,7 @@ class DataParams(Section):
     synthetic_classes: int = Field(4, ge=1, le=6)
     synthetic_per_class: int = Field(24, ge=2)
     synthetic_size: int = Field(96, ge=8)
+    templates: list[str] = Field(default_factory=lambda: ["a photo of a {}."], min_length=1)
 
 
 class ClipParams(Section):
@@ -59,12 +61,6 @@ class DescribeParams(Section):
     source: Literal["templates", "file"] = "templates"
     templates: list[str] = Field(default_factory=list)
     file: str | None = None
-
-
-class TextParams(Section):
-    """Dataset templates combined with the descriptions into the CDE classifier."""
-
-    templates: list[str] = Field(default_factory=lambda: ["a photo of a {}."], min_length=1)
 
 
 class FeaturesParams(Section):
@@ -104,11 +100,9 @@ class EvaluateParams(Section):
 
 
 SECTIONS: dict[str, type[Section]] = {
-    "data": DataParams,
     "clip": ClipParams,
     "dino": DinoParams,
     "describe": DescribeParams,
-    "text": TextParams,
     "features": FeaturesParams,
     "pseudo_labels": PseudoLabelParams,
     "align": AlignParams,
@@ -135,8 +129,14 @@ def read_yaml(path: str | Path) -> dict[str, Any]:
 
 
 def load_section(path: str | Path, name: str, model: type[S]) -> S:
-    """Validate one section of a params file."""
-    raw = read_yaml(path).get(name) or {}
+    """Validate one section of a params file; ``name`` may be dotted (``datasets.eurosat``)."""
+    raw: Any = read_yaml(path)
+    for part in name.split("."):
+        raw = raw.get(part) if isinstance(raw, dict) else None
+        if raw is None and name.startswith("datasets."):
+            known = ", ".join(read_yaml(path).get("datasets") or {}) or "none"
+            raise ParamsError(f"{path}: no dataset {name.split('.', 1)[1]!r} under 'datasets' (defined: {known})")
+    raw = raw or {}
     try:
         return model.model_validate(raw)
     except ValidationError as err:
@@ -147,3 +147,11 @@ def load_section(path: str | Path, name: str, model: type[S]) -> S:
             problems.append(f"  {key} = {value!r}: {e['msg']}")
         raise ParamsError(f"{path}: invalid parameters\n" + "\n".join(problems)) from None
 
+
+
+def load_dataset(path: str | Path, name: str) -> DataParams:
+    return load_section(path, f"datasets.{name}", DataParams)
+
+
+def dataset_names(path: str | Path) -> list[str]:
+    return list(read_yaml(path).get("datasets") or {})

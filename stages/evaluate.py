@@ -19,16 +19,16 @@ from pipeline.artifacts import (
 )
 from pipeline.datasets import image_root
 from pipeline.models import clip_identity, create_clip
-from pipeline.params import ClipParams, DataParams, EvaluateParams, load_section
+from pipeline.params import ClipParams, EvaluateParams, load_dataset, load_section
 from pipeline.stage import log, run
 from pipeline.text_classifier import zero_shot_probs
 from pipeline.tuning import predict as tuned_predict
 from pipeline.visual_prompts import prompted_from_state
 
 
-def main(split_dir: Path, features_dir: Path, classifiers: Path, pseudo_labels: Path, head: Path, prompt: Path,
-         out_dir: Path, params: Path = Path("params.yaml")) -> None:
-    data = load_section(params, "data", DataParams)
+def main(dataset: str, split_dir: Path, features_dir: Path, classifiers: Path, pseudo_labels: Path, head: Path,
+         prompt: Path, out_dir: Path, params: Path = Path("params.yaml")) -> None:
+    data = load_dataset(params, dataset)
     clip = load_section(params, "clip", ClipParams)
     cfg = load_section(params, "evaluate", EvaluateParams)
     classes = read_json(split_dir / "classes.json")["classes"]

@@ -1,21 +1,21 @@
 """Stage features_<encoder>: pool and test images -> <encoder>/pool.parquet, test.parquet."""
-from enum import Enum
+from enum import StrEnum
 from pathlib import Path
 
 from pipeline.datasets import image_root, read_ids
 from pipeline.features import extract_to_parquet
 from pipeline.models import clip_identity, create_clip, create_dino, dino_identity
-from pipeline.params import ClipParams, DataParams, DinoParams, FeaturesParams, load_section
+from pipeline.params import ClipParams, DinoParams, FeaturesParams, load_dataset, load_section
 from pipeline.stage import log, run
 
 
-class Encoder(str, Enum):
+class Encoder(StrEnum):
     clip = "clip"
     dino = "dino"
 
 
-def main(encoder: Encoder, split_dir: Path, out_dir: Path, params: Path = Path("params.yaml")) -> None:
-    data = load_section(params, "data", DataParams)
+def main(encoder: Encoder, dataset: str, split_dir: Path, out_dir: Path, params: Path = Path("params.yaml")) -> None:
+    data = load_dataset(params, dataset)
     features = load_section(params, "features", FeaturesParams)
     if encoder is Encoder.clip:
         clip = load_section(params, "clip", ClipParams)

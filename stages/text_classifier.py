@@ -5,18 +5,19 @@ from pipeline import text_classifier as tc
 from pipeline.artifacts import read_json, write_tensors
 from pipeline.descriptions import load_descriptions
 from pipeline.models import clip_identity, create_clip
-from pipeline.params import ClipParams, TextParams, load_section
+from pipeline.params import ClipParams, load_dataset, load_section
 from pipeline.stage import log, run
 
 
-def main(classes_json: Path, descriptions_json: Path, out: Path, params: Path = Path("params.yaml")) -> None:
+def main(dataset: str, classes_json: Path, descriptions_json: Path, out: Path,
+         params: Path = Path("params.yaml")) -> None:
     clip = load_section(params, "clip", ClipParams)
-    text = load_section(params, "text", TextParams)
+    templates = load_dataset(params, dataset).templates
     classes = read_json(classes_json)["classes"]
     descriptions = load_descriptions(descriptions_json, classes)
     model, _, tokenizer = create_clip(clip)
-    cde = tc.build_classifier(model, tokenizer, classes, tc.cde_texts(classes, text.templates, descriptions))
-    zeroshot = tc.build_classifier(model, tokenizer, classes, tc.template_texts(classes, text.templates))
+    cde = tc.build_classifier(model, tokenizer, classes, tc.cde_texts(classes, templates, descriptions))
+    zeroshot = tc.build_classifier(model, tokenizer, classes, tc.template_texts(classes, templates))
     logit_scale = model.logit_scale.detach().exp().reshape(1).float()
     write_tensors(out, {"cde": cde, "zeroshot": zeroshot, "logit_scale": logit_scale},
                   {**clip_identity(clip), "classes": classes})

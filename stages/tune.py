@@ -5,14 +5,14 @@ from pathlib import Path
 from pipeline.artifacts import check_encoder, read_table, read_tensors, write_csv, write_tensors
 from pipeline.datasets import image_root
 from pipeline.models import clip_identity, create_clip
-from pipeline.params import ClipParams, DataParams, TuneParams, load_section
+from pipeline.params import ClipParams, TuneParams, load_dataset, load_section
 from pipeline.stage import log, run
 from pipeline.tuning import scaled_lr, tune
 from pipeline.visual_prompts import PromptedCLIP
 
 
-def main(dl_labels: Path, classifiers: Path, out_dir: Path, params: Path = Path("params.yaml")) -> None:
-    data = load_section(params, "data", DataParams)
+def main(dataset: str, dl_labels: Path, classifiers: Path, out_dir: Path, params: Path = Path("params.yaml")) -> None:
+    data = load_dataset(params, dataset)
     clip = load_section(params, "clip", ClipParams)
     cfg = load_section(params, "tune", TuneParams)
     labels, meta = read_table(dl_labels)

@@ -10,24 +10,24 @@ import numpy as np
 import pyarrow.parquet as pq
 import pytest
 import torch
+from conftest import make_dvc_project, sh, smoke_params
 from safetensors.torch import load_file
 
-from conftest import make_dvc_project, sh, smoke_params
 from pipeline.artifacts import read_features, read_tensors
 
-STAGES = ["split", "describe", "text_classifier", "features_clip", "features_dino", "pseudo_labels", "align",
-          "tune", "evaluate"]
+STAGES = [f"{s}@synthetic" for s in ("split", "describe", "text_classifier", "features_clip", "features_dino",
+                                     "pseudo_labels", "align", "tune", "evaluate")]
 TRAINING_ARTIFACTS = [
-    "artifacts/split/pool.parquet",
-    "artifacts/split/classes.json",
-    "artifacts/describe/descriptions.json",
-    "artifacts/text/classifiers.safetensors",
-    "artifacts/features/clip/pool.parquet",
-    "artifacts/features/dino/pool.parquet",
-    "artifacts/pseudo_labels/pseudo_labels.parquet",
-    "artifacts/align/head.safetensors",
-    "artifacts/align/dl_labels.parquet",
-    "artifacts/tune/prompt.safetensors",
+    "artifacts/synthetic/split/pool.parquet",
+    "artifacts/synthetic/split/classes.json",
+    "artifacts/synthetic/describe/descriptions.json",
+    "artifacts/synthetic/text/classifiers.safetensors",
+    "artifacts/synthetic/features/clip/pool.parquet",
+    "artifacts/synthetic/features/dino/pool.parquet",
+    "artifacts/synthetic/pseudo_labels/pseudo_labels.parquet",
+    "artifacts/synthetic/align/head.safetensors",
+    "artifacts/synthetic/align/dl_labels.parquet",
+    "artifacts/synthetic/tune/prompt.safetensors",
 ]
 
 
@@ -54,7 +54,7 @@ def test_every_stage_runs_and_a_second_repro_is_up_to_date(smoke_run):
 
 def test_split_and_text_artifacts(smoke_run):
     clone, _ = smoke_run
-    a = clone / "artifacts"
+    a = clone / "artifacts" / "synthetic"
     classes = json.loads((a / "split/classes.json").read_text())["classes"]
     assert classes == ["circle", "square", "stripes", "triangle"]
     pool = pq.read_table(a / "split/pool.parquet")
@@ -74,21 +74,21 @@ def test_split_and_text_artifacts(smoke_run):
 @pytest.mark.parametrize(("encoder", "dim"), [("clip", 32), ("dino", 64)])
 def test_feature_artifacts(smoke_run, encoder, dim):
     clone, _ = smoke_run
-    pool_ids = pq.read_table(clone / "artifacts/split/pool.parquet").column("id").to_pylist()
+    pool_ids = pq.read_table(clone / "artifacts/synthetic/split/pool.parquet").column("id").to_pylist()
     for split, n in (("pool", 72), ("test", 24)):
-        ids, feats, meta = read_features(clone / f"artifacts/features/{encoder}/{split}.parquet")
+        ids, feats, meta = read_features(clone / f"artifacts/synthetic/features/{encoder}/{split}.parquet")
         assert feats.shape == (n, dim) and np.isfinite(feats).all()
         assert meta["encoder"] == encoder and meta["dim"] == dim
         assert set(meta["preprocess"]) == {"size", "mean", "std", "interpolation"}
         assert {"torch", "open_clip", "timm"} <= set(meta["versions"])
         if split == "pool":
             assert ids == pool_ids
-        assert "label" not in pq.read_schema(clone / f"artifacts/features/{encoder}/{split}.parquet").names
+        assert "label" not in pq.read_schema(clone / f"artifacts/synthetic/features/{encoder}/{split}.parquet").names
 
 
 def test_labelling_and_tuning_artifacts(smoke_run):
     clone, _ = smoke_run
-    a = clone / "artifacts"
+    a = clone / "artifacts" / "synthetic"
     selected = pq.read_table(a / "pseudo_labels/pseudo_labels.parquet")
     assert selected.column_names == ["id", "label", "rank", "prob"]
     assert json.loads(selected.schema.metadata[b"nola"])["k"] == 4  # max(4, floor(0.2 * 72 / 4))
@@ -108,7 +108,7 @@ def test_labelling_and_tuning_artifacts(smoke_run):
 
 def test_metrics_and_plots(smoke_run):
     clone, _ = smoke_run
-    a = clone / "artifacts/evaluate"
+    a = clone / "artifacts/synthetic/evaluate"
     metrics = json.loads((a / "metrics.json").read_text())
     for method in ("zero_shot", "cde", "dl", "nola"):
         assert 0.0 <= metrics[method]["accuracy"] <= 1.0
@@ -124,7 +124,8 @@ def test_metrics_and_plots(smoke_run):
 
 def _manifest_project(path: Path, images: Path, rows: list[tuple[str, str, str]]) -> Path:
     params = smoke_params()
-    params["data"] = {"source": "manifest", "root": "data/pool", "manifest": "data/pool/manifest.csv", "seed": 0}
+    params["datasets"] = {"shapes": {"source": "manifest", "root": "data/pool", "manifest": "data/pool/manifest.csv",
+                                     "templates": ["a photo of a {}."]}}
     project = make_dvc_project(path, params)
     shutil.copytree(images, project / "data/pool")
     with (project / "data/pool/manifest.csv").open("w", newline="") as f:
@@ -146,7 +147,7 @@ def test_training_artifacts_do_not_depend_on_pool_labels(tmp_path, synthetic_roo
     hashes = []
     for name, variant in (("true", rows), ("permuted", permuted)):
         project = _manifest_project(tmp_path / name, synthetic_root, variant)
-        sh("dvc", "repro", "tune", cwd=project)
-        hashes.append({a: (project / a).read_bytes() for a in TRAINING_ARTIFACTS})
+        sh("dvc", "repro", "tune@shapes", cwd=project)
+        hashes.append({a: (project / a.replace("/synthetic/", "/shapes/")).read_bytes() for a in TRAINING_ARTIFACTS})
     for artifact in TRAINING_ARTIFACTS:
         assert hashes[0][artifact] == hashes[1][artifact], f"{artifact} changed with the pool labels"
