@@ -20,7 +20,7 @@ def fetch_data(
 ) -> None:
     """Download (EuroSAT) or generate (synthetic) the images of each dataset in params.yaml."""
     for name in dataset or dataset_names(params):
-        root = datasets.fetch(load_dataset(params, name))
+        root = datasets.fetch(load_dataset(params, name).data)
         typer.echo(f"{name}: images ready under {root}")
 
 

@@ -19,8 +19,7 @@ class Section(BaseModel):
 
 
 class DataParams(Section):
-    """One image collection (an entry of ``datasets``): where the images are, how the unlabeled
-    pool and the labeled test split are cut, and the dataset templates of its text classifier."""
+    """Where a collection's images are and how its unlabeled pool and labeled test split are cut."""
 
     source: Literal["folder", "manifest", "eurosat", "synthetic"]
     root: str
@@ -29,11 +28,18 @@ class DataParams(Section):
     classes: list[str] | None = None
     test_fraction: float = Field(0.2, gt=0.0, lt=1.0)
     seed: int = 0
-    domain: str = "generic"
     download: bool = True
     synthetic_classes: int = Field(4, ge=1, le=6)
     synthetic_per_class: int = Field(24, ge=2)
     synthetic_size: int = Field(96, ge=8)
+
+
+class DatasetParams(Section):
+    """One entry of ``datasets``. Split apart so that each stage depends only on its part: the
+    images (``data``), the prompt domain of its descriptions, the templates of its classifier."""
+
+    data: DataParams
+    domain: str = "generic"
     templates: list[str] = Field(default_factory=lambda: ["a photo of a {}."], min_length=1)
 
 
@@ -149,8 +155,8 @@ def load_section(path: str | Path, name: str, model: type[S]) -> S:
 
 
 
-def load_dataset(path: str | Path, name: str) -> DataParams:
-    return load_section(path, f"datasets.{name}", DataParams)
+def load_dataset(path: str | Path, name: str) -> DatasetParams:
+    return load_section(path, f"datasets.{name}", DatasetParams)
 
 
 def dataset_names(path: str | Path) -> list[str]:

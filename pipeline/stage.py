@@ -1,10 +1,12 @@
 """What every stage entry point shares: error reporting, logging and deterministic threading."""
 from __future__ import annotations
 
+import functools
 import logging
 import os
 import sys
 from collections.abc import Callable
+from pathlib import Path
 
 import typer
 
@@ -15,9 +17,24 @@ log = logging.getLogger("nola")
 
 def run(main: Callable) -> None:
     """Run one function as a typer command (a stage entry point)."""
+
+    @functools.wraps(main)
+    def stage(*args, **kwargs):
+        main(*args, **kwargs)
+        _record_computation()
+
     app = typer.Typer(add_completion=False, pretty_exceptions_enable=False)
-    app.command()(main)
+    app.command()(stage)
     run_app(app)
+
+
+def _record_computation() -> None:
+    """Append this stage's command line to $NOLA_STAGE_LOG, if set: an audit trail of what really
+    computed (DVC restoring from its cache never runs a stage, so never writes a line)."""
+    path = os.environ.get("NOLA_STAGE_LOG")
+    if path:
+        with open(path, "a", encoding="utf-8") as f:
+            f.write(" ".join([Path(sys.argv[0]).stem, *sys.argv[1:]]) + "\n")
 
 
 def run_app(app: typer.Typer) -> None:

@@ -28,7 +28,7 @@ from pipeline.visual_prompts import prompted_from_state
 
 def main(dataset: str, split_dir: Path, features_dir: Path, classifiers: Path, pseudo_labels: Path, head: Path,
          prompt: Path, out_dir: Path, params: Path = Path("params.yaml")) -> None:
-    data = load_dataset(params, dataset)
+    data = load_dataset(params, dataset).data
     clip = load_section(params, "clip", ClipParams)
     cfg = load_section(params, "evaluate", EvaluateParams)
     classes = read_json(split_dir / "classes.json")["classes"]

@@ -15,7 +15,7 @@ class Encoder(StrEnum):
 
 
 def main(encoder: Encoder, dataset: str, split_dir: Path, out_dir: Path, params: Path = Path("params.yaml")) -> None:
-    data = load_dataset(params, dataset)
+    data = load_dataset(params, dataset).data
     features = load_section(params, "features", FeaturesParams)
     if encoder is Encoder.clip:
         clip = load_section(params, "clip", ClipParams)

@@ -22,7 +22,7 @@ def main(clip_pool: Path, classifiers: Path, out: Path, params: Path = Path("par
     check_encoder(classifiers, text_meta, clip_identity(clip), "text_classifier")
     classes = text_meta["classes"]
     if not ids:
-        raise ArtifactError(f"{clip_pool}: the unlabeled pool is empty; add images to data.root")
+        raise ArtifactError(f"{clip_pool}: the unlabeled pool is empty; add images to the dataset's data.root")
     probs = zero_shot_probs(torch.as_tensor(features), tensors["cde"], float(tensors["logit_scale"])).numpy()
     k = pl.images_per_class(len(ids), len(classes), cfg.fraction, cfg.min_per_class)
     idx, label, rank, prob = pl.select(probs, k, cfg.max_rank)

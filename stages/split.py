@@ -7,7 +7,7 @@ from pipeline.stage import log, run
 
 
 def main(dataset: str, out_dir: Path, params: Path = Path("params.yaml")) -> None:
-    data = load_dataset(params, dataset)
+    data = load_dataset(params, dataset).data
     collection = datasets.create_dataset(data)
     datasets.write_split(collection, out_dir)
     log.info("split@%s: %d classes, %d pool images, %d test images -> %s",

@@ -12,7 +12,7 @@ from pipeline.visual_prompts import PromptedCLIP
 
 
 def main(dataset: str, dl_labels: Path, classifiers: Path, out_dir: Path, params: Path = Path("params.yaml")) -> None:
-    data = load_dataset(params, dataset)
+    data = load_dataset(params, dataset).data
     clip = load_section(params, "clip", ClipParams)
     cfg = load_section(params, "tune", TuneParams)
     labels, meta = read_table(dl_labels)

@@ -10,10 +10,11 @@ import numpy as np
 import pyarrow.parquet as pq
 import pytest
 import torch
-from conftest import make_dvc_project, sh, smoke_params
 from safetensors.torch import load_file
 
 from pipeline.artifacts import read_features, read_tensors
+
+from conftest import make_dvc_project, sh, smoke_params
 
 STAGES = [f"{s}@synthetic" for s in ("split", "describe", "text_classifier", "features_clip", "features_dino",
                                      "pseudo_labels", "align", "tune", "evaluate")]
@@ -124,8 +125,10 @@ def test_metrics_and_plots(smoke_run):
 
 def _manifest_project(path: Path, images: Path, rows: list[tuple[str, str, str]]) -> Path:
     params = smoke_params()
-    params["datasets"] = {"shapes": {"source": "manifest", "root": "data/pool", "manifest": "data/pool/manifest.csv",
-                                     "templates": ["a photo of a {}."]}}
+    params["datasets"] = {"shapes": {
+        "data": {"source": "manifest", "root": "data/pool", "manifest": "data/pool/manifest.csv"},
+        "templates": ["a photo of a {}."],
+    }}
     project = make_dvc_project(path, params)
     shutil.copytree(images, project / "data/pool")
     with (project / "data/pool/manifest.csv").open("w", newline="") as f:
