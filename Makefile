@@ -8,6 +8,7 @@ PIP_INSTALL = $(PYTHON) -m pip install --quiet --disable-pip-version-check -r re
 
 install:
 	$(PIP_INSTALL)
+	$(PYTHON) -m pip install --quiet --disable-pip-version-check --no-deps --no-build-isolation -e .
 
 ## The main job: NoLA on the default configuration (params.yaml: EuroSAT, CLIP ViT-B/32, DINO ViT-B/16).
 run: install

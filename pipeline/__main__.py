@@ -1,7 +1,9 @@
-"""The user CLI: ``python -m pipeline --help``."""
+"""NoLA: label-free tuning of CLIP zero-shot classifiers. Each command has its own --help."""
 import subprocess
 import sys
+import textwrap
 from pathlib import Path
+from typing import Annotated
 
 import typer
 import yaml
@@ -15,17 +17,19 @@ app = typer.Typer(add_completion=False, pretty_exceptions_enable=False, help=__d
 
 @app.command("fetch-data")
 def fetch_data(
-    dataset: list[str] = typer.Option(None, help="only these entries of params.yaml's datasets"),
+    dataset: Annotated[list[str] | None, typer.Option(help="only these entries of params.yaml's datasets")] = None,
     params: Path = Path("params.yaml"),
 ) -> None:
-    """Download (EuroSAT) or generate (synthetic) the images of each dataset in params.yaml."""
+    """Download (torchvision datasets) or generate (synthetic) the images of each dataset in params.yaml."""
     for name in dataset or dataset_names(params):
         root = datasets.fetch(load_dataset(params, name).data)
         typer.echo(f"{name}: images ready under {root}")
 
 
 @app.command()
-def smoke(directory: Path = typer.Argument(Path(".smoke"), help="where to create the scratch DVC project")) -> None:
+def smoke(
+    directory: Annotated[Path, typer.Argument(help="where to create the scratch DVC project")] = Path(".smoke"),
+) -> None:
     """Run the whole pipeline offline on the smoke configuration in a scratch DVC project."""
     from pipeline.project import PROJECT_ROOT, scaffold
 
@@ -36,10 +40,73 @@ def smoke(directory: Path = typer.Argument(Path(".smoke"), help="where to create
         typer.echo(f"metrics: {project / 'artifacts' / name / 'evaluate' / 'metrics.json'}")
 
 
+@app.command()
+def predict(
+    images: Annotated[Path, typer.Argument(help="a folder of images (searched recursively) or a CSV / parquet "
+                                                "manifest with a 'path' column, relative to the manifest")],
+    out: Annotated[Path, typer.Option("--out", "-o", help="the CSV to write")] = Path("predictions.csv"),
+    dataset: Annotated[str | None, typer.Option(help="whose tuned model (default: the first in params.yaml)")] = None,
+    tuned: Annotated[Path | None, typer.Option(help="the tune stage's artifact (default: the dataset's)")] = None,
+    params: Annotated[Path, typer.Option(help="params.yaml with the artifact's clip section")] = Path("params.yaml"),
+    top_k: Annotated[int, typer.Option("--top-k", "-k", min=1, help="classes per image")] = 5,
+    batch_size: Annotated[int, typer.Option(min=1)] = 64,
+    num_workers: Annotated[int, typer.Option(min=0, help="image decoding processes")] = 0,
+) -> None:
+    """Classify new images with the tuned model: a CSV of the top-k classes and their probabilities."""
+    from pipeline.params import ClipParams, load_section
+    from pipeline.predict import predict_images
+
+    if tuned is None:
+        name = dataset or dataset_names(params)[0]
+        tuned = Path("artifacts") / name / "tune" / "prompt.safetensors"
+    n = predict_images(tuned, load_section(params, "clip", ClipParams), images, out, top_k, batch_size, num_workers)
+    typer.echo(f"{n} images -> {out}")
+
+
+@app.command()
+def info(project: Annotated[Path, typer.Option(help="the DVC project's root")] = Path(".")) -> None:
+    """What each stage produced, which stages are stale (dvc status) and the metrics."""
+    from pipeline.project_info import report
+
+    typer.echo(report(project))
+
+
+@app.command("datasets")
+def list_datasets(
+    name: Annotated[str | None, typer.Argument(help="one dataset: its details and params.yaml entry")] = None,
+) -> None:
+    """The supported datasets (data.source), their prompt domain and how to get them."""
+    from pipeline.benchmarks import BENCHMARKS, get_benchmark
+
+    if name is None:
+        typer.echo("data.source values: folder (root/<class>/<images>), manifest (CSV / parquet), synthetic, and:\n")
+        for spec in BENCHMARKS.values():
+            typer.echo(f"  {spec.name:<14} {spec.title:<28} domain: {spec.domain}\n{'':<17}{spec.get}")
+        typer.echo("\nDetails and the params.yaml entry: python -m pipeline datasets NAME")
+        return
+    spec = get_benchmark(name)
+    typer.echo(f"{spec.title} (data.source: {spec.name})\n  get it: {spec.get}\n  domain: {spec.domain}")
+    typer.echo("  templates:\n" + "\n".join(f"    {t}" for t in spec.templates))
+    typer.echo("  add it under `datasets:` in params.yaml:\n" + textwrap.indent(spec.params_yaml(), "    "))
+
+
+@app.command()
+def models() -> None:
+    """Suggested CLIP (open_clip) and DINO (timm) models."""
+    from pipeline.model_catalog import table
+
+    typer.echo(table())
+
+
 @app.callback()
-def main() -> None:
+def root_callback() -> None:
     """NoLA: label-free tuning of CLIP zero-shot classifiers."""
 
 
-if __name__ == "__main__":
+def main() -> None:
+    """The installed ``nola`` command."""
     run_app(app)
+
+
+if __name__ == "__main__":
+    main()

@@ -16,27 +16,12 @@ import pyarrow as pa
 
 from . import synthetic
 from .artifacts import read_json, read_table, write_json, write_table
-from .errors import NolaError
+from .benchmarks import BENCHMARKS, Benchmark, clean_class_name
+from .errors import DatasetError
 from .images import IMAGE_SUFFIXES
 from .params import DataParams
 
-# torchvision's EuroSAT folder names, and the readable names used in prompts (CoOp's wording).
-EUROSAT_CLASSES = {
-    "AnnualCrop": "annual crop land",
-    "Forest": "forest",
-    "HerbaceousVegetation": "herbaceous vegetation land",
-    "Highway": "highway or road",
-    "Industrial": "industrial buildings",
-    "Pasture": "pasture land",
-    "PermanentCrop": "permanent crop land",
-    "Residential": "residential buildings",
-    "River": "river",
-    "SeaLake": "sea or lake",
-}
-
-
-class DatasetError(NolaError, ValueError):
-    """A dataset that cannot be read as configured, worded for the user."""
+__all__ = ["BENCHMARKS", "Collection", "DatasetError", "clean_class_name", "create_dataset"]
 
 
 @dataclass
@@ -47,11 +32,6 @@ class Collection:
     test: list[str]
     test_labels: list[int]
     pool_labels: dict[str, int] = field(default_factory=dict)
-
-
-def clean_class_name(name: str) -> str:
-    """Folder names as prompt words: underscores and dashes become spaces."""
-    return " ".join(name.replace("_", " ").replace("-", " ").split())
 
 
 def scan_folder(root: Path) -> tuple[list[str], list[tuple[str, int]]]:
@@ -138,10 +118,10 @@ def _coop_split(root: Path, params: DataParams) -> Collection:
     )
 
 
-def _folder(params: DataParams, readable: dict[str, str] | None = None, root: Path | None = None) -> Collection:
-    root = root or Path(params.root)
+def _folder(params: DataParams) -> Collection:
+    root = Path(params.root)
     folder_names, items = scan_folder(root)
-    return _from_items(root, _name_classes(folder_names, params, readable), items, params)
+    return _from_items(root, _name_classes(folder_names, params), items, params)
 
 
 def _manifest(params: DataParams) -> Collection:
@@ -185,30 +165,69 @@ def _manifest(params: DataParams) -> Collection:
 
 
 def image_root(params: DataParams) -> Path:
-    """The folder that image ids are relative to (torchvision nests EuroSAT two levels down)."""
-    return Path(params.root) / "eurosat" / "2750" if params.source == "eurosat" else Path(params.root)
+    """The folder that image ids are relative to (torchvision nests most datasets a level or two down)."""
+    spec = BENCHMARKS.get(params.source)
+    return Path(params.root) / spec.images if spec else Path(params.root)
 
 
 def fetch(params: DataParams) -> Path:
     """Make the images of built-in sources exist under ``data.root`` (download or generate)."""
+    spec = BENCHMARKS.get(params.source)
     if params.source == "synthetic":
         if not Path(params.root).is_dir():
             synthetic.generate(params.root, params.synthetic_classes, params.synthetic_per_class,
                                params.synthetic_size, params.seed)
-    elif params.source == "eurosat" and not image_root(params).is_dir():
-        if not params.download:
-            raise DatasetError(f"EuroSAT not found under {image_root(params)} and data.download is false")
-        from torchvision.datasets import EuroSAT
-
-        EuroSAT(params.root, download=True)
+    elif spec is not None and not (image_root(params) / (spec.split_dirs or ("",))[0]).is_dir():
+        if spec.download is None or not params.download:
+            reason = "data.download is false" if spec.download else "it cannot be downloaded automatically"
+            raise DatasetError(f"{spec.title} not found under {image_root(params)} and {reason}: {spec.get}")
+        spec.download(Path(params.root))
     return Path(params.root)
+
+
+def _split_folders(root: Path, dirs: tuple[str, str]) -> tuple[list[str], list, list]:
+    """``root/<pool dir>/<class>/...`` and ``root/<test dir>/<class>/...`` with the same class folders."""
+    (names, pool), (test_names, test) = (scan_folder(root / d) for d in dirs)
+    if names != test_names:
+        raise DatasetError(f"{root / dirs[0]} and {root / dirs[1]} have different class folders; "
+                           f"only in one of them: {sorted(set(names) ^ set(test_names))[:5]}")
+    pool, test = ([(f"{d}/{p}", label) for p, label in items] for d, items in zip(dirs, (pool, test)))
+    return names, pool, test
+
+
+def _drop_classes(names: list[str], items: list, excluded: tuple[str, ...]) -> tuple[list[str], list]:
+    """Remove excluded classes and their images, renumbering the labels of the rest."""
+    keep = [i for i, n in enumerate(names) if n not in excluded]
+    new_label = {old: new for new, old in enumerate(keep)}
+    return [names[i] for i in keep], [(p, new_label[label]) for p, label in items if label in new_label]
+
+
+def _benchmark(params: DataParams) -> Collection:
+    """One of the paper's datasets in the layout torchvision downloads (see pipeline.benchmarks)."""
+    spec: Benchmark = BENCHMARKS[params.source]
+    root = image_root(params)
+    if params.split_file:
+        return _coop_split(root, params)
+    if spec.read is not None:
+        listing = spec.read(Path(params.root))
+        names, pool, test = listing.classes, listing.pool, listing.test
+    elif spec.split_dirs is not None:
+        names, pool, test = _split_folders(root, spec.split_dirs)
+    else:
+        (names, pool), test = scan_folder(root), None
+        names, pool = _drop_classes(names, pool, spec.exclude)
+    classes = _name_classes(names, params, dict(zip(names, spec.class_names(Path(params.root), names))))
+    if test is None:
+        return _from_items(root, classes, pool, params)
+    return Collection(root=root, classes=classes, pool=[p for p, _ in pool], test=[p for p, _ in test],
+                      test_labels=[label for _, label in test], pool_labels=dict(pool))
 
 
 SOURCES: dict[str, Callable[[DataParams], Collection]] = {
     "folder": _folder,
     "synthetic": _folder,
     "manifest": _manifest,
-    "eurosat": lambda p: _folder(p, EUROSAT_CLASSES, image_root(p)),
+    **{name: _benchmark for name in BENCHMARKS},
 }
 
 

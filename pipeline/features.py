@@ -13,6 +13,7 @@ from torch.utils.data import DataLoader, Dataset
 
 from .artifacts import write_features
 from .images import Preprocess, load_rgb
+from .progress import track
 
 
 class ImageList(Dataset):
@@ -41,10 +42,11 @@ def encode_images(
     preprocess: Preprocess,
     batch_size: int = 64,
     num_workers: int = 0,
+    desc: str = "encode",
 ) -> np.ndarray:
     """An N x D float32 array, rows in the order of ``ids``."""
     loader = DataLoader(ImageList(root, ids, preprocess.transform()), batch_size=batch_size, num_workers=num_workers)
-    chunks = [encode(batch).float().numpy() for batch in loader]
+    chunks = [encode(batch).float().numpy() for batch in track(loader, len(ids), desc)]
     return np.concatenate(chunks) if chunks else np.zeros((0, 0), dtype=np.float32)
 
 
@@ -57,7 +59,8 @@ def extract_to_parquet(
     preprocess: Preprocess,
     batch_size: int = 64,
     num_workers: int = 0,
+    desc: str = "encode",
 ) -> None:
-    features = encode_images(encode, root, ids, preprocess, batch_size, num_workers)
+    features = encode_images(encode, root, ids, preprocess, batch_size, num_workers, desc)
     meta = {**identity, "preprocess": preprocess.as_dict(), "versions": library_versions()}
     write_features(path, list(ids), features, meta)

@@ -21,7 +21,12 @@ class Section(BaseModel):
 class DataParams(Section):
     """Where a collection's images are and how its unlabeled pool and labeled test split are cut."""
 
-    source: Literal["folder", "manifest", "eurosat", "synthetic"]
+    source: Literal[
+        "folder", "manifest", "eurosat", "synthetic",
+        # the paper's benchmarks (pipeline/benchmarks.py)
+        "dtd", "flowers102", "food101", "oxford_pets", "stanford_cars", "fgvc_aircraft", "sun397",
+        "caltech101", "cifar10", "cifar100", "resisc45", "ucf101", "imagenet",
+    ]
     root: str
     manifest: str | None = None
     split_file: str | None = None

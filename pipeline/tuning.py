@@ -1,7 +1,9 @@
 """DINO-assisted prompt tuning: targets are the DL network's labels, inputs are strong views."""
 from __future__ import annotations
 
+import logging
 import math
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -16,7 +18,10 @@ from .errors import NolaError
 from .features import ImageList
 from .images import Preprocess
 from .params import TuneParams
+from .progress import rate, track
 from .visual_prompts import PromptedCLIP
+
+log = logging.getLogger("nola")
 
 
 class TrainingError(NolaError, RuntimeError):
@@ -84,7 +89,9 @@ def tune(
     for epoch in range(params.epochs):
         model.train()
         loss_sum, agree, seen = 0.0, 0, 0
-        for images, target in loader:
+        start = time.perf_counter()
+        per_epoch = len(loader) * params.batch_size if loader.drop_last else len(dataset)
+        for images, target in track(loader, per_epoch, f"tune epoch {epoch + 1}/{params.epochs}", report=False):
             logits = model(images)
             loss = smoothed_cross_entropy(logits, target, params.label_smoothing)
             if not torch.isfinite(loss):
@@ -101,6 +108,8 @@ def tune(
             agree += int((logits.argmax(-1) == target).sum())
             seen += len(target)
         history.append(EpochLog(epoch + 1, loss_sum / seen, agree / seen, optimizer.param_groups[0]["lr"]))
+        log.info("tune: epoch %d/%d, loss %.4f, agreement with DL labels %.3f, %d images (%s)", epoch + 1,
+                 params.epochs, history[-1].loss, history[-1].agreement, seen, rate(seen, time.perf_counter() - start))
     model.eval()
     return history
 
@@ -111,5 +120,5 @@ def predict(model: PromptedCLIP, root: str | Path, ids: Sequence[str], preproces
     """Class probabilities of the tuned model on the deterministic view."""
     model.eval()
     loader = DataLoader(ImageList(root, ids, preprocess.transform()), batch_size=batch_size, num_workers=num_workers)
-    chunks = [torch.softmax(model(batch), dim=-1).numpy() for batch in loader]
+    chunks = [torch.softmax(model(batch), dim=-1).numpy() for batch in track(loader, len(ids), "predict")]
     return np.concatenate(chunks)

@@ -29,7 +29,8 @@ def main(encoder: Encoder, dataset: str, split_dir: Path, out_dir: Path, params:
     for split in ("pool", "test"):
         ids = read_ids(split_dir / f"{split}.parquet")
         out = out_dir / f"{split}.parquet"
-        extract_to_parquet(out, encode, identity, root, ids, preprocess, features.batch_size, features.num_workers)
+        extract_to_parquet(out, encode, identity, root, ids, preprocess, features.batch_size, features.num_workers,
+                           desc=f"features_{encoder.value} {split}")
         log.info("features_%s: %d %s images -> %s", encoder.value, len(ids), split, out)
 
 

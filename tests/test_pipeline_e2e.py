@@ -111,8 +111,9 @@ def test_metrics_and_plots(smoke_run):
     clone, _ = smoke_run
     a = clone / "artifacts/synthetic/evaluate"
     metrics = json.loads((a / "metrics.json").read_text())
-    for method in ("zero_shot", "cde", "dl", "nola"):
-        assert 0.0 <= metrics[method]["accuracy"] <= 1.0
+    assert list(metrics["accuracy"]) == ["cde", "dl", "nola", "zero_shot"]
+    assert all(0.0 <= a <= 1.0 for a in metrics["accuracy"].values())
+    assert metrics["nola_gain"] == metrics["accuracy"]["nola"] - metrics["accuracy"]["zero_shot"]
     assert metrics["data"] == {"test_images": 24, "classes": 4}
     assert 0 < metrics["pseudo_labels"]["count"] <= 16
     assert 0.0 <= metrics["pseudo_labels"]["precision"] <= 1.0
@@ -154,3 +155,86 @@ def test_training_artifacts_do_not_depend_on_pool_labels(tmp_path, synthetic_roo
         hashes.append({a: (project / a.replace("/synthetic/", "/shapes/")).read_bytes() for a in TRAINING_ARTIFACTS})
     for artifact in TRAINING_ARTIFACTS:
         assert hashes[0][artifact] == hashes[1][artifact], f"{artifact} changed with the pool labels"
+
+
+# --- the users' surface on the reproduced smoke project: plots, summary PNG, predict, info, experiments ---
+
+def test_dvc_plots_show_renders_every_plot(smoke_run, tmp_path):
+    clone, _ = smoke_run
+    shown = json.loads(sh("dvc", "plots", "show", "--json", cwd=clone).stdout)["data"]
+    assert set(shown) == {"artifacts/synthetic/tune/log.csv", "artifacts/synthetic/evaluate/per_class.csv",
+                          "artifacts/synthetic/evaluate/confusion.csv", "artifacts/synthetic/evaluate/summary.png"}
+    rows = {name: len(plots[0]["content"]["data"]["values"]) for name, plots in shown.items()
+            if plots[0]["type"] == "vega"}
+    assert rows == {"artifacts/synthetic/tune/log.csv": 2,  # epochs (loss)
+                    "artifacts/synthetic/evaluate/per_class.csv": 4,  # classes (NoLA's accuracy)
+                    "artifacts/synthetic/evaluate/confusion.csv": 24}  # test images
+    sh("dvc", "plots", "show", "-o", str(tmp_path / "html"), cwd=clone)
+    page = (tmp_path / "html" / "index.html").read_text()
+    assert "vega" in page and "summary.png" in page
+
+
+def test_summary_png_is_rendered(smoke_run):
+    from PIL import Image
+
+    clone, _ = smoke_run
+    with Image.open(clone / "artifacts/synthetic/evaluate/summary.png") as im:
+        assert im.format == "PNG" and im.size[0] >= 1000 and im.size[1] >= 300
+        assert len(set(im.convert("RGB").getdata())) > 50, "a real chart, not a blank canvas"
+
+
+def test_predict_cli_agrees_with_evaluate(smoke_run, tmp_path):
+    clone, _ = smoke_run
+    test_ids = pq.read_table(clone / "artifacts/synthetic/split/test.parquet").column("id").to_pylist()
+    confusion = list(csv.DictReader((clone / "artifacts/synthetic/evaluate/confusion.csv").open()))
+    expected = {i: row["predicted"] for i, row in zip(test_ids, confusion)}
+    manifest = tmp_path / "new" / "manifest.csv"
+    manifest.parent.mkdir()
+    for i in test_ids:
+        (manifest.parent / i).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy(clone / "data/synthetic" / i, manifest.parent / i)
+    manifest.write_text("path\n" + "\n".join(test_ids) + "\n")
+    out = tmp_path / "predictions.csv"
+    sh("python", "-m", "pipeline", "predict", str(manifest), "--out", str(out), "-k", "3", "--batch-size", "5",
+       cwd=clone)
+    rows = list(csv.DictReader(out.open()))
+    assert [r["path"] for r in rows] == test_ids
+    assert list(rows[0]) == ["path", "class_1", "prob_1", "class_2", "prob_2", "class_3", "prob_3"]
+    for r in rows:
+        probs = [float(r[f"prob_{j}"]) for j in (1, 2, 3)]
+        assert probs == sorted(probs, reverse=True) and sum(probs) <= 1.0 + 1e-5
+        assert r["class_1"] == expected[r["path"]]
+
+
+def test_info_lists_outputs_metrics_and_stale_stages(smoke_run):
+    from pipeline.project_info import report
+
+    clone, _ = smoke_run
+    out = sh("python", "-m", "pipeline", "info", cwd=clone).stdout
+    assert "every stage is up to date" in out
+    assert "artifacts/synthetic/evaluate/summary.png" in out and "missing" not in out
+    assert "nola" in out and "NoLA - zero-shot" in out
+    params = (clone / "params.yaml").read_text()
+    try:
+        (clone / "params.yaml").write_text(params.replace("label_smoothing: 0.1", "label_smoothing: 0.2"))
+        out = report(clone)
+    finally:
+        (clone / "params.yaml").write_text(params)
+    assert "tune@synthetic: stale" in out and "changed: param tune modified" in out and "stale: tune@synthetic (" in out
+
+
+def test_experiment_metrics_diff_and_paper_table(smoke_run):
+    """Last in this module: it leaves the experiment's results in the workspace."""
+    from pipeline.paper_table import from_exp_show, markdown
+
+    clone, _ = smoke_run
+    sh("git", "add", "-A", cwd=clone)
+    sh("git", "commit", "-qm", "smoke results", cwd=clone)
+    sh("dvc", "exp", "run", "-n", "smaller-batches", "-S", "evaluate.batch_size=7", cwd=clone)  # reruns evaluate only
+    diff = sh("dvc", "metrics", "diff", "--all", "--md", cwd=clone).stdout
+    for method in ("zero_shot", "cde", "dl", "nola"):
+        assert f"accuracy.{method} " in diff
+    rows = from_exp_show(json.loads(sh("dvc", "exp", "show", "--json", cwd=clone).stdout))
+    metrics = json.loads((clone / "artifacts/synthetic/evaluate/metrics.json").read_text())
+    assert rows == {"synthetic": {m: 100 * metrics["accuracy"][m] for m in ("zero_shot", "cde", "dl", "nola")}}
+    assert "| synthetic |" in markdown(rows)
