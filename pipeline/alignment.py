@@ -6,6 +6,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .errors import check_loss
+
 
 class AlignmentHead(nn.Sequential):
     """MLP in -> hidden -> ReLU -> classes."""
@@ -33,16 +35,20 @@ def train_head(
     optimizer = torch.optim.Adam(head.parameters(), lr=lr)
     history = []
     head.train()
-    for _ in range(epochs):
+    step = 0
+    for epoch in range(epochs):
         perm = torch.randperm(len(x), generator=generator)
         total = 0.0
         for start in range(0, len(x), batch_size):
             batch = perm[start : start + batch_size]
             loss = F.cross_entropy(head(x[batch]), y[batch])
+            step += 1
+            value = loss.item()
+            check_loss(value, "align", epoch + 1, step, lr, "align.lr", "the DINO features (rerun features_dino)")
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
-            total += loss.item() * len(batch)
+            total += value * len(batch)
         history.append(total / max(len(x), 1))
     head.eval()
     return head, history

@@ -38,9 +38,16 @@ def _umask() -> int:
 
 @contextlib.contextmanager
 def atomic_path(path: str | Path) -> Iterator[Path]:
-    """Yield a temporary path; on success rename it to ``path``, on failure remove it."""
+    """Yield a temporary path; on success rename it to ``path``, on failure remove it.
+
+    A process killed (kill -9) while writing leaves its temporary file behind, never a partial
+    ``path``; the next write of the same artifact removes such leftovers.
+    """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
+    for stale in path.parent.iterdir():
+        if stale.name.startswith(f".{path.name}.") and stale.name.endswith(".tmp"):
+            stale.unlink(missing_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     os.close(fd)
     tmp_path = Path(tmp)
@@ -111,14 +118,31 @@ def read_features(path: str | Path) -> tuple[list[str], np.ndarray, dict[str, An
     return table.column("id").to_pylist(), values, meta
 
 
+def _show(value: Any, limit: int = 100) -> str:
+    text = repr(value)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def _first_difference(got: Any, want: Any) -> str:
+    if isinstance(got, list) and isinstance(want, list):
+        i = next((i for i, (a, b) in enumerate(zip(got, want)) if a != b), min(len(got), len(want)))
+        a, b = (got[i] if i < len(got) else "<end>"), (want[i] if i < len(want) else "<end>")
+        return f" ({len(got)} vs {len(want)} items; first difference at item {i}: {a!r} vs {b!r})"
+    if isinstance(got, dict) and isinstance(want, dict):
+        keys = sorted(k for k in {*got, *want} if got.get(k) != want.get(k))
+        return " (differs in " + ", ".join(f"{k}: {got.get(k)!r} vs {want.get(k)!r}" for k in keys) + ")"
+    return ""
+
+
 def check_encoder(path: str | Path, meta: Mapping[str, Any], expected: Mapping[str, Any], stage: str) -> None:
-    """Refuse features made by another encoder than the one params name now."""
+    """Refuse an artifact made with other settings (encoder, preprocessing, class list) than the
+    current ones, and name the stage whose rerun makes it again."""
     for key, want in expected.items():
         got = meta.get(key)
         if got != want:
             raise ArtifactError(
-                f"{path}: made with {key}={got!r} but params ask for {want!r}; "
-                f"rerun the '{stage}' stage (dvc repro {stage})"
+                f"{path}: made with {key}={_show(got)} but the current settings give {_show(want)}"
+                f"{_first_difference(got, want)}; rerun the '{stage}' stage (dvc repro {stage})"
             )
 
 

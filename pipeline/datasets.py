@@ -32,10 +32,15 @@ class Collection:
     test: list[str]
     test_labels: list[int]
     pool_labels: dict[str, int] = field(default_factory=dict)
+    seeded_split: bool = False  # the test split was drawn by stratified_split, not given by the source
 
 
 def scan_folder(root: Path) -> tuple[list[str], list[tuple[str, int]]]:
-    """``root/<class>/<image>``: class folders in sorted order, images by relative path."""
+    """``root/<class>/<image>``: class folders in sorted order, images by relative path.
+
+    Hidden files and folders (.DS_Store, ._x.jpg) are not images. Anything else with an image
+    suffix is listed, a broken link included, so that the split stage reports it rather than
+    silently leaving it out."""
     if not root.is_dir():
         raise DatasetError(f"data.root = {str(root)!r}: no such folder; point it at root/<class>/<images>")
     folders = sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
@@ -44,8 +49,10 @@ def scan_folder(root: Path) -> tuple[list[str], list[tuple[str, int]]]:
     items = []
     for label, folder in enumerate(folders):
         for p in sorted(folder.rglob("*")):
-            if p.suffix.lower() in IMAGE_SUFFIXES and not p.name.startswith(".") and p.is_file():
-                items.append((p.relative_to(root).as_posix(), label))
+            rel = p.relative_to(root)
+            if p.suffix.lower() in IMAGE_SUFFIXES and not any(part.startswith(".") for part in rel.parts) \
+                    and not p.is_dir():
+                items.append((rel.as_posix(), label))
     return [f.name for f in folders], items
 
 
@@ -89,6 +96,7 @@ def _from_items(root: Path, classes: list[str], items: list[tuple[str, int]], pa
         test=[p for p, _ in test],
         test_labels=[label for _, label in test],
         pool_labels=dict(pool),
+        seeded_split=True,
     )
 
 
@@ -144,7 +152,8 @@ def _manifest(params: DataParams) -> Collection:
     index = {n: i for i, n in enumerate(names)}
     rows = [(str(p), index.get(str(lab)) if has_label else None) for p, lab in
             zip(frame["path"], frame["label"] if has_label else [None] * len(frame))]
-    if "split" in frame.columns:
+    seeded = "split" not in frame.columns
+    if not seeded:
         split = [str(s) for s in frame["split"]]
         pool = sorted((p, lab) for (p, lab), s in zip(rows, split) if s in ("train", "pool"))
         test = sorted((p, lab) for (p, lab), s in zip(rows, split) if s == "test")
@@ -161,6 +170,7 @@ def _manifest(params: DataParams) -> Collection:
         test=[p for p, _ in test],
         test_labels=[int(lab) for _, lab in test],
         pool_labels={p: int(lab) for p, lab in pool if lab is not None},
+        seeded_split=seeded,
     )
 
 
@@ -232,7 +242,37 @@ SOURCES: dict[str, Callable[[DataParams], Collection]] = {
 
 
 def create_dataset(params: DataParams) -> Collection:
-    return SOURCES[params.source](params)
+    collection = SOURCES[params.source](params)
+    twins = sorted({c for c in collection.classes if collection.classes.count(c) > 1})
+    if twins:
+        raise DatasetError(f"class names {twins} occur more than once (folder names that differ only by '_' or '-'?); "
+                           "name each class once in data.classes")
+    return collection
+
+
+def drop_images(collection: Collection, drop: set[str], params: DataParams) -> Collection:
+    """The collection without ``drop``. A seeded split is drawn again from what is left, so that
+    unusable files never move a good image between the pool and the test split."""
+    if not drop:
+        return collection
+    if collection.seeded_split:
+        test_labels = dict(zip(collection.test, collection.test_labels))
+        labeled = [(p, lab) for p, lab in [*collection.pool_labels.items(), *test_labels.items()] if p not in drop]
+        unlabeled = [(p, None) for p in collection.pool if p not in collection.pool_labels and p not in drop]
+        pool, test = stratified_split(labeled, params.test_fraction, params.seed)
+        pool = sorted(pool + unlabeled)
+    else:
+        pool = [(p, collection.pool_labels.get(p)) for p in collection.pool if p not in drop]
+        test = [(p, lab) for p, lab in zip(collection.test, collection.test_labels) if p not in drop]
+    return Collection(
+        root=collection.root,
+        classes=collection.classes,
+        pool=[p for p, _ in pool],
+        test=[p for p, _ in test],
+        test_labels=[int(lab) for _, lab in test],
+        pool_labels={p: int(lab) for p, lab in pool if lab is not None},
+        seeded_split=collection.seeded_split,
+    )
 
 
 def file_sha256(path: Path) -> str:
@@ -243,15 +283,17 @@ def file_sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
-def write_split(collection: Collection, out_dir: str | Path) -> None:
+def write_split(collection: Collection, out_dir: str | Path, hashes: dict[str, str] | None = None) -> None:
     """pool.parquet and test.parquet (id + content hash, no labels), labels.parquet, classes.json.
 
-    The content hash makes every downstream stage rerun when an image's bytes change.
+    The content hash makes every downstream stage rerun when an image's bytes change; ``hashes``
+    passes the ones already computed.
     """
     out = Path(out_dir)
+    hashes = hashes or {}
     for name, ids in (("pool", collection.pool), ("test", collection.test)):
-        hashes = [file_sha256(collection.root / i) for i in ids]
-        write_table(out / f"{name}.parquet", pa.table({"id": ids, "sha256": hashes}))
+        digests = [hashes.get(i) or file_sha256(collection.root / i) for i in ids]
+        write_table(out / f"{name}.parquet", pa.table({"id": ids, "sha256": digests}))
     label_ids = [*collection.pool_labels, *collection.test]
     write_table(
         out / "labels.parquet",

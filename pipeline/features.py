@@ -11,8 +11,8 @@ import timm
 import torch
 from torch.utils.data import DataLoader, Dataset
 
-from .artifacts import write_features
-from .images import Preprocess, load_rgb
+from .artifacts import ArtifactError, write_features
+from .images import Preprocess, load_screened
 from .progress import track
 
 
@@ -26,7 +26,7 @@ class ImageList(Dataset):
         return len(self.ids)
 
     def __getitem__(self, i: int):
-        image = self.transform(load_rgb(self.root / self.ids[i]))
+        image = self.transform(load_screened(self.root / self.ids[i]))
         return image if self.targets is None else (image, self.targets[i])
 
 
@@ -62,5 +62,10 @@ def extract_to_parquet(
     desc: str = "encode",
 ) -> None:
     features = encode_images(encode, root, ids, preprocess, batch_size, num_workers, desc)
+    bad = [i for i, row in zip(ids, features) if not np.isfinite(row).all()]
+    if bad:
+        raise ArtifactError(f"{path}: the {identity.get('encoder')} encoder gave non-finite features for {len(bad)} "
+                            f"images (e.g. {bad[:3]}); its weights are likely corrupt: check {identity.get('encoder')}"
+                            ".pretrained")
     meta = {**identity, "preprocess": preprocess.as_dict(), "versions": library_versions()}
     write_features(path, list(ids), features, meta)

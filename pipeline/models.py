@@ -6,7 +6,9 @@ offline smoke configuration run the real architectures without any download.
 """
 from __future__ import annotations
 
+import difflib
 from pathlib import Path
+from pickle import UnpicklingError
 from typing import Any
 
 import open_clip
@@ -25,12 +27,41 @@ class ModelError(NolaError, ValueError):
     """A model name or weights setting that cannot be honoured, worded for the user."""
 
 
+UNSAFE_WEIGHTS = ("refused: this checkpoint holds pickled objects besides tensors, and weights are only loaded with "
+                  "torch.load(weights_only=True); give a .safetensors file or a plain state dict")
+
+
 def _register_configs(extra_dir: str | None) -> None:
     open_clip.add_model_config(CONFIG_DIR)
     if extra_dir:
         if not Path(extra_dir).is_dir():
             raise ModelError(f"clip.model_config_dir = {extra_dir!r}: no such folder")
         open_clip.add_model_config(extra_dir)
+
+
+def _suggest(name: str, known: list[str]) -> str:
+    close = difflib.get_close_matches(name, known, n=3)
+    return f" (close: {', '.join(close)})" if close else ""
+
+
+def clip_name_problems(params: ClipParams) -> list[str]:
+    """An unknown open_clip name, worded as a params problem (checked when any stage starts)."""
+    try:
+        _register_configs(params.model_config_dir)
+    except ModelError as err:
+        return [str(err)]
+    if params.model in open_clip.list_models():
+        return []
+    return [f"clip.model = {params.model!r}: not an open_clip model{_suggest(params.model, open_clip.list_models())}; "
+            "see open_clip.list_models() or set clip.model_config_dir to a folder with its JSON config"]
+
+
+def dino_name_problems(params: DinoParams) -> list[str]:
+    arch = params.model.split(".")[0]
+    if timm.is_model(arch):
+        return []
+    return [f"dino.model = {params.model!r}: not a timm model{_suggest(arch, timm.list_models())}; "
+            "see timm.list_models('*dino*')"]
 
 
 def clip_identity(params: ClipParams) -> dict[str, Any]:
@@ -44,15 +75,14 @@ def dino_identity(params: DinoParams) -> dict[str, Any]:
 
 def create_clip(params: ClipParams) -> tuple[open_clip.CLIP, Preprocess, Any]:
     """An open_clip model in eval mode, its deterministic preprocessing and its tokenizer."""
-    _register_configs(params.model_config_dir)
-    if params.model not in open_clip.list_models():
-        raise ModelError(
-            f"clip.model = {params.model!r} is not an open_clip model; "
-            "see open_clip.list_models() or set clip.model_config_dir to a folder with its JSON config"
-        )
+    problems = clip_name_problems(params)
+    if problems:
+        raise ModelError("; ".join(problems))
     torch.manual_seed(params.seed)
     try:
         model = open_clip.create_model(params.model, pretrained=params.pretrained or None)
+    except UnpicklingError:
+        raise ModelError(f"clip.pretrained = {params.pretrained!r}: {UNSAFE_WEIGHTS}") from None
     except RuntimeError as err:
         raise ModelError(f"clip.pretrained = {params.pretrained!r} for {params.model!r}: {err}") from None
     model.eval()
@@ -69,8 +99,9 @@ def create_clip(params: ClipParams) -> tuple[open_clip.CLIP, Preprocess, Any]:
 
 def create_dino(params: DinoParams) -> tuple[nn.Module, Preprocess]:
     """A timm model returning its pooled (CLS) feature, and the deterministic preprocessing."""
-    if not timm.is_model(params.model.split(".")[0]):
-        raise ModelError(f"dino.model = {params.model!r} is not a timm model; see timm.list_models('*dino*')")
+    problems = dino_name_problems(params)
+    if problems:
+        raise ModelError("; ".join(problems))
     torch.manual_seed(params.seed)
     kwargs = dict(params.kwargs)
     pretrained = params.pretrained
@@ -81,6 +112,8 @@ def create_dino(params: DinoParams) -> tuple[nn.Module, Preprocess]:
         pretrained = True
     try:
         model = timm.create_model(params.model, pretrained=pretrained, num_classes=0, **kwargs)
+    except UnpicklingError:
+        raise ModelError(f"dino.pretrained = {params.pretrained!r}: {UNSAFE_WEIGHTS}") from None
     except (RuntimeError, TypeError) as err:
         raise ModelError(f"dino: cannot build {params.model!r} with {params.kwargs}: {err}") from None
     model.eval()

@@ -1,21 +1,31 @@
 """Typed, validated views of ``params.yaml``, one model per section.
 
-Each stage validates only the sections it depends on, so a typo in ``tune`` cannot stop
-``features_clip``, and every error names the key, the bad value and what is allowed.
+Every stage validates the whole file when it starts (unknown sections and keys, types, ranges,
+model names), so a typo in ``tune`` stops ``dvc repro`` at its first stage rather than hours
+later; one message lists every problem with the key, the bad value and what is allowed.
 """
 from __future__ import annotations
 
+import difflib
 from pathlib import Path
 from typing import Any, Literal, TypeVar
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator
 
 from .errors import NolaError
 
 
 class Section(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
+
+    @field_validator("*", mode="before")
+    @classmethod
+    def _no_boolean_numbers(cls, value: Any, info: ValidationInfo) -> Any:
+        """YAML reads yes/no/true/false as booleans, which pydantic would take as 1 / 0."""
+        if isinstance(value, bool) and cls.model_fields[info.field_name].annotation in (int, float):
+            raise ValueError(f"expected a number, got the boolean {value}")
+        return value
 
 
 class DataParams(Section):
@@ -34,6 +44,7 @@ class DataParams(Section):
     test_fraction: float = Field(0.2, gt=0.0, lt=1.0)
     seed: int = 0
     download: bool = True
+    bad_images: Literal["skip", "fail"] = "skip"  # unusable image files: leave out (listed in skipped.json) or stop
     synthetic_classes: int = Field(4, ge=1, le=6)
     synthetic_per_class: int = Field(24, ge=2)
     synthetic_size: int = Field(96, ge=8)
@@ -46,6 +57,18 @@ class DatasetParams(Section):
     data: DataParams
     domain: str = "generic"
     templates: list[str] = Field(default_factory=lambda: ["a photo of a {}."], min_length=1)
+
+    @field_validator("templates")
+    @classmethod
+    def _one_class_slot(cls, templates: list[str]) -> list[str]:
+        for t in templates:
+            try:
+                filled = t.format("\0")
+            except (IndexError, KeyError, ValueError):
+                filled = ""
+            if filled.count("\0") != 1:
+                raise ValueError(f"template {t!r} needs exactly one {{}} for the class name and no other braces")
+        return templates
 
 
 class ClipParams(Section):
@@ -87,17 +110,17 @@ class PseudoLabelParams(Section):
 
 class AlignParams(Section):
     hidden: int = Field(256, ge=1)
-    lr: float = Field(1e-3, gt=0.0)
+    lr: float = Field(1e-3, gt=0.0, le=1.0)
     batch_size: int = Field(32, ge=1)
     epochs: int = Field(50, ge=1)
     seed: int = 0
 
 
 class TuneParams(Section):
-    prompt_tokens: int = Field(50, ge=0)
+    prompt_tokens: int = Field(50, ge=0, le=1000)
     epochs: int = Field(50, ge=1)
     batch_size: int = Field(64, ge=1)
-    base_lr: float = Field(0.004, gt=0.0)
+    base_lr: float = Field(0.004, gt=0.0, le=1.0)
     base_batch_size: int = Field(512, ge=1)
     weight_decay: float = Field(0.01, ge=0.0)
     label_smoothing: float = Field(0.1, ge=0.0, lt=1.0)
@@ -128,40 +151,104 @@ class ParamsError(NolaError, ValueError):
     """A params.yaml problem, worded for the user."""
 
 
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """safe_load that refuses a key given twice (plain YAML silently keeps the last one)."""
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict:
+        keys = [self.construct_object(k, deep=deep) for k, _ in node.value]
+        twice = sorted({str(k) for k in keys if keys.count(k) > 1})
+        if twice:
+            raise yaml.constructor.ConstructorError(None, None, f"key {twice[0]!r} given twice", node.start_mark)
+        return super().construct_mapping(node, deep=deep)
+
+
 def read_yaml(path: str | Path) -> dict[str, Any]:
     path = Path(path)
     if not path.is_file():
         raise ParamsError(f"{path}: params file not found; run from the project root or pass --params")
-    with path.open(encoding="utf-8") as f:
-        raw = yaml.safe_load(f) or {}
+    try:
+        with path.open(encoding="utf-8") as f:
+            raw = yaml.load(f, Loader=_UniqueKeyLoader) or {}
+    except yaml.YAMLError as err:
+        raise ParamsError(f"{path}: not valid YAML ({err})") from None
     if not isinstance(raw, dict):
         raise ParamsError(f"{path}: expected a mapping of sections at the top level")
     return raw
 
 
-def load_section(path: str | Path, name: str, model: type[S]) -> S:
-    """Validate one section of a params file; ``name`` may be dotted (``datasets.eurosat``)."""
-    raw: Any = read_yaml(path)
-    for part in name.split("."):
-        raw = raw.get(part) if isinstance(raw, dict) else None
-        if raw is None and name.startswith("datasets."):
-            known = ", ".join(read_yaml(path).get("datasets") or {}) or "none"
-            raise ParamsError(f"{path}: no dataset {name.split('.', 1)[1]!r} under 'datasets' (defined: {known})")
-    raw = raw or {}
-    try:
-        return model.model_validate(raw)
-    except ValidationError as err:
-        problems = []
-        for e in err.errors():
-            key = ".".join([name, *map(str, e["loc"])])
-            value = e.get("input")
-            problems.append(f"  {key} = {value!r}: {e['msg']}")
-        raise ParamsError(f"{path}: invalid parameters\n" + "\n".join(problems)) from None
+def _did_you_mean(word: str, allowed: list[str]) -> str:
+    close = difflib.get_close_matches(str(word), allowed, n=1)
+    return f" (did you mean {close[0]!r}?)" if close else ""
 
+
+def _model_at(model: type[Section], loc: tuple) -> type[Section]:
+    """The (nested) section model that holds the key at ``loc``."""
+    for part in loc:
+        field = model.model_fields.get(str(part))
+        if field is None or not (isinstance(field.annotation, type) and issubclass(field.annotation, Section)):
+            break
+        model = field.annotation
+    return model
+
+
+def _problem(section: str, model: type[Section], error: dict) -> str:
+    key = ".".join([section, *map(str, error["loc"])])
+    value = error.get("input")
+    if error["type"] == "extra_forbidden":
+        owner = ".".join([section, *map(str, error["loc"][:-1])])
+        allowed = list(_model_at(model, error["loc"][:-1]).model_fields)
+        return f"  {key} = {value!r}: unknown key; {owner} allows {', '.join(allowed)}" + _did_you_mean(
+            error["loc"][-1], allowed)
+    return f"  {key} = {value!r}: {error['msg'].removeprefix('Value error, ')}"
+
+
+def validate_params(path: str | Path) -> dict[str, Any]:
+    """Every section of a params file, validated (``datasets``: name -> DatasetParams); one
+    ParamsError lists all problems."""
+    raw = read_yaml(path)
+    known = ["datasets", *SECTIONS]
+    problems = [f"  {name}: unknown section; allowed: {', '.join(known)}" + _did_you_mean(name, known)
+                for name in raw if name not in known]
+    sections: dict[str, Any] = {}
+    for name, model in SECTIONS.items():
+        try:
+            sections[name] = model.model_validate({} if raw.get(name) is None else raw[name])
+        except ValidationError as err:
+            problems += [_problem(name, model, e) for e in err.errors()]
+    entries = raw.get("datasets")
+    if not isinstance(entries, dict) or not entries:
+        problems.append("  datasets: needs at least one entry: NAME: {data: {source: ..., root: ...}, domain: ..., "
+                        "templates: [...]}")
+        entries = {}
+    sections["datasets"] = {}
+    for name, entry in entries.items():
+        try:
+            sections["datasets"][name] = DatasetParams.model_validate(entry or {})
+        except ValidationError as err:
+            problems += [_problem(f"datasets.{name}", DatasetParams, e) for e in err.errors()]
+    from .models import clip_name_problems, dino_name_problems  # models imports this module
+
+    if "clip" in sections:
+        problems += [f"  {p}" for p in clip_name_problems(sections["clip"])]
+    if "dino" in sections:
+        problems += [f"  {p}" for p in dino_name_problems(sections["dino"])]
+    if problems:
+        raise ParamsError(f"{path}: invalid parameters\n" + "\n".join(problems))
+    return sections
+
+
+def load_section(path: str | Path, name: str, model: type[S]) -> S:
+    """One section of a params file, after validating the whole file."""
+    section = validate_params(path)[name]
+    assert isinstance(section, model), f"section {name!r} is a {type(section).__name__}, not a {model.__name__}"
+    return section
 
 
 def load_dataset(path: str | Path, name: str) -> DatasetParams:
-    return load_section(path, f"datasets.{name}", DatasetParams)
+    entries = validate_params(path)["datasets"]
+    if name not in entries:
+        raise ParamsError(f"{path}: no dataset {name!r} under 'datasets' (defined: {', '.join(entries)})")
+    return entries[name]
 
 
 def dataset_names(path: str | Path) -> list[str]:

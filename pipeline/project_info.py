@@ -66,10 +66,11 @@ def _describe_changes(entries: list) -> list[str]:
 
 
 def stage_infos(project: Path) -> list[StageInfo]:
+    stages = _resolved_stages(project)
     status = dvc_status(project)
     return [StageInfo(name, [(p, (project / p).stat().st_size if (project / p).is_file() else None) for p in outs],
                       _describe_changes(status.get(name, [])))
-            for name, outs, _ in _resolved_stages(project)]
+            for name, outs, _ in stages]
 
 
 def metric_files(project: Path) -> list[Path]:

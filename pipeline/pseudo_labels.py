@@ -5,6 +5,12 @@ import math
 
 import numpy as np
 
+from .errors import NolaError
+
+
+class PseudoLabelError(NolaError, ValueError):
+    """Pseudo-labels the method cannot go on from, worded for the user."""
+
 
 def images_per_class(n_pool: int, n_classes: int, fraction: float = 0.2, minimum: int = 16) -> int:
     """k = max(minimum, floor(fraction * N_pool / C))."""
@@ -44,3 +50,24 @@ def select(probs: np.ndarray, k: int, max_rank: int = 3) -> tuple[np.ndarray, np
         return empty, empty, empty, np.zeros(0, dtype=np.float32)
     idx, cls, rank, prob = zip(*picked)
     return np.array(idx), np.array(cls), np.array(rank), np.array(prob, dtype=np.float32)
+
+
+def coverage(label: np.ndarray, rank: np.ndarray, classes: list[str]) -> dict[str, list]:
+    """Per class: how many pseudo-labels, which classes got none, which only by 2nd/3rd predictions.
+
+    A class without pseudo-labels is allowed (the head still has its output, it just learns no
+    example of it). Fewer than two covered classes is not: the DL network would be constant.
+    """
+    counts = np.bincount(label.astype(np.int64), minlength=len(classes))
+    report = {
+        "per_class": counts.tolist(),
+        "missing": [c for c, n in zip(classes, counts) if n == 0],
+        "fallback": [classes[c] for c in sorted({int(c) for c, r in zip(label, rank) if r > 1})],
+    }
+    covered = len(classes) - len(report["missing"])
+    if len(classes) > 1 and covered < 2:
+        raise PseudoLabelError(
+            f"only {covered} of {len(classes)} classes got pseudo-labels; the DL network would predict one class for "
+            "every image. Check the class names (data.classes) and the descriptions, or raise pseudo_labels.max_rank"
+        )
+    return report

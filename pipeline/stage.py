@@ -45,8 +45,17 @@ def run_app(app: typer.Typer) -> None:
     try:
         app()
     except NolaError as err:
-        print(f"error: {err}", file=sys.stderr)
+        print(f"error: {message(err)}", file=sys.stderr)
         sys.exit(2)
+
+
+def message(err: NolaError) -> str:
+    """The error's own message. Raised in a DataLoader worker, it comes back re-created with the
+    worker's traceback as its text; the message is what follows the traceback's last 'Type: '."""
+    text = str(err)
+    if "Traceback (most recent call last)" not in text:
+        return text
+    return text.rsplit(f"{type(err).__module__}.{type(err).__qualname__}: ", 1)[-1]
 
 
 def _deterministic_torch() -> None:

@@ -14,7 +14,7 @@ import torch.nn.functional as F
 from torch import nn
 from torch.utils.data import DataLoader
 
-from .errors import NolaError
+from .errors import TrainingError, check_loss
 from .features import ImageList
 from .images import Preprocess
 from .params import TuneParams
@@ -22,10 +22,6 @@ from .progress import rate, track
 from .visual_prompts import PromptedCLIP
 
 log = logging.getLogger("nola")
-
-
-class TrainingError(NolaError, RuntimeError):
-    """Training that cannot go on, worded for the user."""
 
 
 def smoothed_cross_entropy(logits: torch.Tensor, target: torch.Tensor, epsilon: float) -> torch.Tensor:
@@ -94,17 +90,15 @@ def tune(
         for images, target in track(loader, per_epoch, f"tune epoch {epoch + 1}/{params.epochs}", report=False):
             logits = model(images)
             loss = smoothed_cross_entropy(logits, target, params.label_smoothing)
-            if not torch.isfinite(loss):
-                raise TrainingError(
-                    f"tune: loss is {loss.item()} at epoch {epoch + 1}, step {step + 1}; "
-                    "lower tune.base_lr or check the DL labels and the images"
-                )
+            value = loss.item()
+            check_loss(value, "tune", epoch + 1, step + 1, optimizer.param_groups[0]["lr"], "tune.base_lr",
+                       "the CLIP weights (clip.pretrained) or the CDE classifier (rerun text_classifier)")
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
             scheduler.step()
             step += 1
-            loss_sum += loss.item() * len(target)
+            loss_sum += value * len(target)
             agree += int((logits.argmax(-1) == target).sum())
             seen += len(target)
         history.append(EpochLog(epoch + 1, loss_sum / seen, agree / seen, optimizer.param_groups[0]["lr"]))

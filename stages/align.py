@@ -28,7 +28,8 @@ def main(dino_pool: Path, pseudo_labels: Path, out_dir: Path, params: Path = Pat
     y = selected.column("label").to_numpy()
     head, history = alignment.train_head(x, y, len(classes), cfg.hidden, cfg.lr, cfg.batch_size, cfg.epochs, cfg.seed)
     write_tensors(out_dir / "head.safetensors", head.state_dict(),
-                  {**dino_identity(dino), "classes": classes, "hidden": cfg.hidden, "in_dim": int(x.shape[1])})
+                  {**dino_identity(dino), "classes": classes, "hidden": cfg.hidden, "in_dim": int(x.shape[1]),
+                   "preprocess": meta["preprocess"]})
     label, conf = alignment.predict(head, features)
     write_table(out_dir / "dl_labels.parquet", pa.table({
         "id": pa.array(ids, type=pa.string()),

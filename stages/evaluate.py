@@ -8,7 +8,6 @@ from pipeline import evaluation as ev
 from pipeline.alignment import head_from_state
 from pipeline.alignment import predict as dl_predict
 from pipeline.artifacts import (
-    ArtifactError,
     check_encoder,
     read_features,
     read_json,
@@ -17,7 +16,7 @@ from pipeline.artifacts import (
     write_csv,
     write_json,
 )
-from pipeline.datasets import image_root
+from pipeline.datasets import image_root, read_ids
 from pipeline.models import clip_identity, create_clip
 from pipeline.params import ClipParams, EvaluateParams, load_dataset, load_section
 from pipeline.stage import log, run
@@ -33,32 +32,41 @@ def main(dataset: str, split_dir: Path, features_dir: Path, classifiers: Path, p
     clip = load_section(params, "clip", ClipParams)
     cfg = load_section(params, "evaluate", EvaluateParams)
     classes = read_json(split_dir / "classes.json")["classes"]
+    test_ids = read_ids(split_dir / "test.parquet")
     labels = read_table(split_dir / "labels.parquet")[0].to_pandas()
     truth = dict(zip(labels["id"], labels["label"]))
+    model, preprocess, _ = create_clip(clip)
 
-    clip_ids, clip_test, clip_meta = read_features(features_dir / "clip" / "test.parquet")
-    check_encoder(features_dir / "clip" / "test.parquet", clip_meta, clip_identity(clip), "features_clip")
-    dino_ids, dino_test, _ = read_features(features_dir / "dino" / "test.parquet")
-    y = np.array([truth[i] for i in clip_ids])
-    tensors, _ = read_tensors(classifiers)
+    # Every input must come from the current settings and split: refuse stale ones before any work.
+    clip_path, dino_path = features_dir / "clip" / "test.parquet", features_dir / "dino" / "test.parquet"
+    clip_ids, clip_test, clip_meta = read_features(clip_path)
+    dino_ids, dino_test, dino_meta = read_features(dino_path)
+    tensors, text_meta = read_tensors(classifiers)
+    head_state, head_meta = read_tensors(head)
+    state, prompt_meta = read_tensors(prompt)
+    selected, selected_meta = read_table(pseudo_labels)
+    now = {**clip_identity(clip), "preprocess": preprocess.as_dict()}
+    dino_then = {k: head_meta.get(k) for k in ("encoder", "model", "pretrained", "kwargs", "preprocess")}
+    check_encoder(classifiers, text_meta, {**clip_identity(clip), "classes": classes}, "text_classifier")
+    check_encoder(clip_path, {**clip_meta, "ids": clip_ids}, {**now, "ids": test_ids}, "features_clip")
+    check_encoder(pseudo_labels, selected_meta, {"clip_preprocess": now["preprocess"]}, "features_clip")
+    check_encoder(dino_path, {**dino_meta, "ids": dino_ids}, {**dino_then, "ids": test_ids}, "features_dino")
+    check_encoder(head, head_meta, {"classes": classes}, "align")
+    check_encoder(prompt, prompt_meta, {**now, "classes": classes}, "tune")
+
+    y = np.array([truth[i] for i in test_ids])
     scale = float(tensors["logit_scale"])
     feats = torch.as_tensor(clip_test)
     predictions = {
         "zero_shot": zero_shot_probs(feats, tensors["zeroshot"], scale).argmax(-1).numpy(),
         "cde": zero_shot_probs(feats, tensors["cde"], scale).argmax(-1).numpy(),
+        "dl": dl_predict(head_from_state(head_state), dino_test)[0],
     }
-    if dino_ids != clip_ids:
-        raise ArtifactError(f"{features_dir}: CLIP and DINO test features list different images; "
-                            "rerun features_clip and features_dino")
-    predictions["dl"] = dl_predict(head_from_state(read_tensors(head)[0]), dino_test)[0]
-    model, preprocess, _ = create_clip(clip)
-    state, prompt_meta = read_tensors(prompt)
-    check_encoder(prompt, prompt_meta, clip_identity(clip), "tune")
     tuned = prompted_from_state(model.visual, state, prompt_meta["logit_scale"])
-    predictions["nola"] = tuned_predict(tuned, image_root(data), clip_ids, preprocess,
+    predictions["nola"] = tuned_predict(tuned, image_root(data), test_ids, preprocess,
                                         cfg.batch_size, cfg.num_workers).argmax(-1)
 
-    selected = read_table(pseudo_labels)[0].to_pandas()
+    selected = selected.to_pandas()
     known = selected[selected["id"].isin(truth.keys())]
     accuracy = {name: ev.accuracy(pred, y) for name, pred in predictions.items()}
     # Grouped so that `dvc exp show` / `dvc metrics diff` put the four methods in adjacent columns.

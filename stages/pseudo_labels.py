@@ -26,17 +26,20 @@ def main(clip_pool: Path, classifiers: Path, out: Path, params: Path = Path("par
     probs = zero_shot_probs(torch.as_tensor(features), tensors["cde"], float(tensors["logit_scale"])).numpy()
     k = pl.images_per_class(len(ids), len(classes), cfg.fraction, cfg.min_per_class)
     idx, label, rank, prob = pl.select(probs, k, cfg.max_rank)
-    missing = sorted(set(range(len(classes))) - set(label.tolist()))
-    if missing:
-        log.warning("pseudo_labels: no image selected for %s (no image has them in its top-%d)",
-                    [classes[c] for c in missing], cfg.max_rank)
+    report = pl.coverage(label, rank, classes)
+    if report["missing"]:
+        log.warning("pseudo_labels: no pseudo-label for %s (no image has them in its top-%d); the DL head learns no "
+                    "example of them", report["missing"], cfg.max_rank)
+    if report["fallback"]:
+        log.info("pseudo_labels: %s are no image's top-1; their pseudo-labels come from 2nd/3rd predictions",
+                 report["fallback"])
     table = pa.table({
         "id": pa.array([ids[i] for i in idx], type=pa.string()),
         "label": pa.array(label, type=pa.int32()),
         "rank": pa.array(rank, type=pa.int8()),
         "prob": pa.array(prob, type=pa.float32()),
     })
-    write_table(out, table, {"k": k, "classes": classes})
+    write_table(out, table, {"k": k, "classes": classes, "coverage": report, "clip_preprocess": meta["preprocess"]})
     fallback = int(np.sum(rank > 1))
     log.info("pseudo_labels: k=%d, %d images selected (%d by 2nd/3rd prediction) -> %s", k, len(idx), fallback, out)
 

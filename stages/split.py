@@ -1,17 +1,24 @@
-"""Stage split: the dataset -> unlabeled pool, test split, labels (for evaluation only), classes."""
+"""Stage split: the dataset -> unlabeled pool, test split, labels (for evaluation only), classes,
+and skipped.json (every listed file that cannot be used, with the reason)."""
 from pathlib import Path
 
-from pipeline import datasets
+from pipeline import datasets, image_check
+from pipeline.artifacts import write_json
 from pipeline.params import load_dataset
 from pipeline.stage import log, run
 
 
 def main(dataset: str, out_dir: Path, params: Path = Path("params.yaml")) -> None:
     data = load_dataset(params, dataset).data
-    collection = datasets.create_dataset(data)
-    datasets.write_split(collection, out_dir)
-    log.info("split@%s: %d classes, %d pool images, %d test images -> %s",
-             dataset, len(collection.classes), len(collection.pool), len(collection.test), out_dir)
+    screened = image_check.screen(datasets.create_dataset(data), data)
+    report = out_dir / "skipped.json"
+    write_json(report, screened.report(data.bad_images))
+    image_check.enforce(screened, data.bad_images, report)
+    datasets.write_split(screened.collection, out_dir, screened.hashes)
+    log.info("split@%s: %s -> %s", dataset, screened.summary(), out_dir)
+    for name in screened.empty_classes():
+        log.warning("split@%s: class %r has no image (an empty folder, or all its files skipped); it stays a "
+                    "class, and gets pseudo-labels only if CLIP predicts it", dataset, name)
 
 
 if __name__ == "__main__":

@@ -18,6 +18,7 @@ def main(dataset: str, dl_labels: Path, classifiers: Path, out_dir: Path, params
     labels, meta = read_table(dl_labels)
     tensors, text_meta = read_tensors(classifiers)
     check_encoder(classifiers, text_meta, clip_identity(clip), "text_classifier")
+    check_encoder(dl_labels, meta, {"classes": text_meta["classes"]}, "align")
     model, preprocess, _ = create_clip(clip)
     logit_scale = float(tensors["logit_scale"])
     prompted = PromptedCLIP(model.visual, tensors["cde"], cfg.prompt_tokens, logit_scale)
@@ -27,7 +28,7 @@ def main(dataset: str, dl_labels: Path, classifiers: Path, out_dir: Path, params
                    preprocess, cfg)
     write_tensors(out_dir / "prompt.safetensors", prompted.trainable_state(),
                   {**clip_identity(clip), "classes": meta["classes"], "prompt_tokens": cfg.prompt_tokens,
-                   "logit_scale": logit_scale})
+                   "logit_scale": logit_scale, "preprocess": preprocess.as_dict()})
     write_csv(out_dir / "log.csv", [asdict(h) for h in history], ["epoch", "loss", "agreement", "lr"])
     log.info("tune: final loss %.4f, agreement with DL labels %.3f -> %s",
              history[-1].loss, history[-1].agreement, out_dir)

@@ -48,3 +48,15 @@ def synthetic_root(tmp_path_factory) -> Path:
     from pipeline import synthetic
 
     return synthetic.generate(tmp_path_factory.mktemp("synthetic") / "images", classes=3, per_class=6, size=48)
+
+
+@pytest.fixture(scope="session")
+def smoke_run(tmp_path_factory):
+    """A fresh clone of a committed smoke project, reproduced once (the clean reference run)."""
+    base = tmp_path_factory.mktemp("e2e")
+    origin = make_dvc_project(base / "origin", smoke_params())
+    sh("git", "clone", "-q", str(origin), str(base / "clone"), cwd=base)
+    clone = base / "clone"
+    sh("python", "-m", "pipeline", "fetch-data", cwd=clone)
+    first = sh("dvc", "repro", cwd=clone)
+    return clone, first.stdout

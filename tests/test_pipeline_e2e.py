@@ -32,18 +32,6 @@ TRAINING_ARTIFACTS = [
 ]
 
 
-@pytest.fixture(scope="module")
-def smoke_run(tmp_path_factory):
-    """A fresh clone of a committed smoke project, reproduced once."""
-    base = tmp_path_factory.mktemp("e2e")
-    origin = make_dvc_project(base / "origin", smoke_params())
-    sh("git", "clone", "-q", str(origin), str(base / "clone"), cwd=base)
-    clone = base / "clone"
-    sh("python", "-m", "pipeline", "fetch-data", cwd=clone)
-    first = sh("dvc", "repro", cwd=clone)
-    return clone, first.stdout
-
-
 def test_every_stage_runs_and_a_second_repro_is_up_to_date(smoke_run):
     clone, out = smoke_run
     for stage in STAGES:

@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from pipeline.pseudo_labels import images_per_class, select
+from pipeline.pseudo_labels import PseudoLabelError, coverage, images_per_class, select
 
 
 @pytest.mark.parametrize(
@@ -79,3 +79,19 @@ def test_ties_break_by_index():
     probs[:, 1] = 0.5 - 1e-9
     idx, _, _, _ = select(probs, k=2)
     assert idx.tolist()[:2] == [0, 1]
+
+
+def test_coverage_reports_missing_and_fallback_classes():
+    # c is nobody's top-1 but image 3's 2nd choice; d is only the 2nd choice of image 1, taken by b
+    probs = np.array([[0.7, 0.04, 0.2, 0.06], [0.05, 0.5, 0.15, 0.3], [0.6, 0.25, 0.1, 0.05], [0.55, 0.1, 0.3, 0.05]])
+    _, label, rank, _ = select(probs, k=1, max_rank=3)
+    report = coverage(label, rank, ["a", "b", "c", "d"])
+    assert report == {"per_class": [1, 1, 1, 0], "missing": ["d"], "fallback": ["c"]}
+
+
+def test_a_single_covered_class_stops_with_a_clear_error():
+    probs = np.array([[0.9, 0.1], [0.8, 0.2]])
+    _, label, rank, _ = select(probs, k=2, max_rank=1)
+    with pytest.raises(PseudoLabelError, match=r"only 1 of 2 classes got pseudo-labels; .*max_rank"):
+        coverage(label, rank, ["cat", "dog"])
+    assert coverage(*select(probs[:, :1], k=2, max_rank=1)[1:3], ["cat"])["missing"] == []
