@@ -124,7 +124,8 @@ def test_metrics_and_plots(smoke_run):
 
 def _manifest_project(path: Path, images: Path, rows: list[tuple[str, str, str]]) -> Path:
     params = smoke_params()
-    params["data"] = {"source": "manifest", "root": "data/pool", "manifest": "data/pool/manifest.csv", "seed": 0}
+    params["data"] = {"source": "manifest", "root": "data/pool", "manifest": "data/pool/manifest.csv", "seed": 0,
+                      "domain": "generic"}
     project = make_dvc_project(path, params)
     shutil.copytree(images, project / "data/pool")
     with (project / "data/pool/manifest.csv").open("w", newline="") as f:
