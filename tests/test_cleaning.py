@@ -1,11 +1,14 @@
-"""Cleaning raw LLM answers into sentences CLIP can use, and the domain prompt files."""
+"""Cleaning raw answers into sentences CLIP can use, the template fallback, and the domain prompt files."""
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
 
 from pipeline.cleaning import CLIP_CONTEXT, clean_sentences, clip_token_count, fit_clip_context, normalise
+from pipeline.descriptions import describe_classes
+from pipeline.params import DescribeParams
 from pipeline.prompts import PromptError, load_prompts
 
 PROMPTS = Path(__file__).resolve().parents[1] / "prompts"
@@ -65,3 +68,14 @@ def test_bad_prompt_files_name_the_file_and_the_fix(tmp_path, text, message):
     assert message in str(err.value)
     if text is None:
         assert "['other']" in str(err.value)
+
+
+def test_a_class_without_usable_sentences_falls_back_to_the_templates(tmp_path):
+    file = tmp_path / "descriptions.json"
+    file.write_text(json.dumps({"cat": ["a cat asleep\x00 on a sofa", "A cat asleep on a sofa."],
+                                "dog": ["dog", " \n ", "Dog."]}))
+    params = DescribeParams(source="file", file=str(file), templates=["a photo of a {}.", "a {} outdoors."])
+    doc = describe_classes(params, ["cat", "dog"])
+    assert doc["descriptions"] == {"cat": ["a cat asleep on a sofa."], "dog": ["a photo of a dog.", "a dog outdoors."]}
+    assert doc["fallback"] == {"dog": "all 3 answers unusable: 1 empty, 2 too short, 0 duplicates"}
+    assert doc["cleaning"] == {"answers": 5, "kept": 1, "empty": 1, "too_short": 2, "duplicates": 1, "truncated": 0}
