@@ -3,6 +3,9 @@
 PYTHON ?= python3
 SMOKE_DIR ?= .smoke
 PIP_INSTALL = $(PYTHON) -m pip install --quiet --disable-pip-version-check -r requirements.txt
+# llama-cpp-python builds llama.cpp from source; a native (-march=native) build crashed in its AMX
+# matmul, so build for the generic CPU (README: troubleshooting). Only read when it compiles.
+export CMAKE_ARGS ?= -DGGML_NATIVE=OFF
 
 .PHONY: install run smoke test
 

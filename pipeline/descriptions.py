@@ -1,38 +1,54 @@
 """Class descriptions: one factory, :func:`create_describer`, chosen by ``describe.source``.
 
-A describer maps class names to lists of sentences. ``templates`` fills CuPL-like sentence
-templates (no LLM); ``file`` reads a user's JSON. LLM backends plug in behind the same call.
+A describer maps class names to lists of sentences. ``templates`` fills sentence templates (no
+LLM); ``file`` reads a user's JSON; ``llama_cpp``, ``vllm`` and ``openai`` ask an LLM the domain's
+CuPL-style prompts (:mod:`pipeline.llm`). Answers from an LLM or a file are cleaned
+(:mod:`pipeline.cleaning`); a class left with no usable sentence falls back to the templates, and
+descriptions.json says which classes did and why.
 """
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from .artifacts import read_json
+from .cleaning import CleaningReport, clean_sentences
 from .errors import NolaError
+from .llm import LLM_SOURCES, Sampling, create_backend
+from .llm.cache import CompletionCache, generate_cached
 from .params import DescribeParams
-
-Describer = Callable[[list[str]], dict[str, list[str]]]
+from .prompts import load_prompts
 
 
 class DescriptionError(NolaError, ValueError):
     """Descriptions that cannot be produced as configured, worded for the user."""
 
 
-def _from_templates(params: DescribeParams) -> Describer:
+@dataclass(frozen=True)
+class Describer:
+    describe: Callable[[list[str]], dict[str, list[str]]]
+    provenance: dict[str, Any] = field(default_factory=dict)  # what made the sentences, for descriptions.json
+    cleaned: bool = True  # answers from an LLM or a file are cleaned; templates are used as written
+
+
+def _checked_templates(params: DescribeParams) -> list[str]:
     if not params.templates:
         raise DescriptionError("describe.templates is empty; give sentence templates with a {} for the class name")
     bad = [t for t in params.templates if "{}" not in t]
     if bad:
-        raise DescriptionError(f"describe.templates: each template needs a {{}} for the class name; not these: {bad}")
-
-    def describe(classes: list[str]) -> dict[str, list[str]]:
-        return {c: [t.format(c) for t in params.templates] for c in classes}
-
-    return describe
+        raise DescriptionError(f"describe.templates: each template needs a {{}} for the class name; "
+                               f"these have none: {bad}")
+    return params.templates
 
 
-def _from_file(params: DescribeParams) -> Describer:
+def _from_templates(params: DescribeParams, prompts_file: Path | None) -> Describer:
+    templates = _checked_templates(params)
+    return Describer(lambda classes: {c: [t.format(c) for t in templates] for c in classes}, cleaned=False)
+
+
+def _from_file(params: DescribeParams, prompts_file: Path | None) -> Describer:
     if not params.file:
         raise DescriptionError("describe.source = 'file' needs describe.file (JSON: class name -> list of sentences)")
     data = read_json(params.file)
@@ -44,32 +60,59 @@ def _from_file(params: DescribeParams) -> Describer:
     def describe(classes: list[str]) -> dict[str, list[str]]:
         missing = [c for c in classes if not data.get(c)]
         if missing:
-            raise DescriptionError(
-                f"{params.file}: no descriptions for classes {missing}; add them or use describe.source = 'templates'"
-            )
+            raise DescriptionError(f"{params.file}: no descriptions for classes {missing}; "
+                                   "add them or use describe.source = 'templates'")
         return {c: list(data[c]) for c in classes}
 
-    return describe
+    return Describer(describe)
 
 
-BACKENDS: dict[str, Callable[[DescribeParams], Describer]] = {
+def _from_llm(params: DescribeParams, prompts_file: Path | None) -> Describer:
+    if prompts_file is None:
+        raise DescriptionError(f"describe.source = {params.source!r} needs a prompt file (prompts/<domain>.yaml)")
+    prompts = load_prompts(prompts_file)
+    _checked_templates(params)  # the fallback: fail now, not after the LLM ran
+    backend = create_backend(params)
+    sampling = Sampling.from_params(params)
+    cache = CompletionCache(params.cache_dir)
+
+    def describe(classes: list[str]) -> dict[str, list[str]]:
+        requests = [(p, c) for c in classes for p in prompts]
+        completions, _ = generate_cached(backend, cache, requests, sampling)
+        answers: dict[str, list[str]] = {c: [] for c in classes}
+        for (_, c), completion in zip(requests, completions, strict=True):
+            answers[c].extend(completion.texts)
+        return answers
+
+    return Describer(describe, {"generator": backend.identity, "prompts": prompts, "sampling": sampling.as_dict()})
+
+
+FACTORIES: dict[str, Callable[[DescribeParams, Path | None], Describer]] = {
     "templates": _from_templates,
     "file": _from_file,
+    **dict.fromkeys(LLM_SOURCES, _from_llm),
 }
 
 
-def create_describer(params: DescribeParams) -> Describer:
-    return BACKENDS[params.source](params)
+def create_describer(params: DescribeParams, prompts_file: str | Path | None = None) -> Describer:
+    return FACTORIES[params.source](params, Path(prompts_file) if prompts_file else None)
 
 
-def describe_classes(params: DescribeParams, classes: list[str]) -> dict:
+def describe_classes(params: DescribeParams, classes: list[str], prompts_file: str | Path | None = None) -> dict:
     """The descriptions.json document: class -> sentences, in class order, plus provenance."""
-    sentences = create_describer(params)(classes)
-    return {
-        "source": params.source,
-        "classes": classes,
-        "descriptions": {c: sentences[c] for c in classes},
-    }
+    describer = create_describer(params, prompts_file)
+    sentences = describer.describe(classes)
+    doc: dict[str, Any] = {"source": params.source, **describer.provenance, "classes": classes}
+    if not describer.cleaned:
+        return {**doc, "descriptions": {c: sentences[c] for c in classes}}
+    descriptions, fallback, total = {}, {}, CleaningReport()
+    for c in classes:
+        kept, report = clean_sentences(sentences[c], params.min_words)
+        total.add(report)
+        if not kept:
+            kept, fallback[c] = [t.format(c) for t in params.templates], report.why_none_kept()
+        descriptions[c] = kept
+    return {**doc, "descriptions": descriptions, "fallback": fallback, "cleaning": total.as_dict()}
 
 
 def load_descriptions(path: str | Path, classes: list[str]) -> dict[str, list[str]]:

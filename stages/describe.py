@@ -1,4 +1,4 @@
-"""Stage describe: class names -> descriptions.json (class -> sentences)."""
+"""Stage describe: class names (+ the domain's prompt file) -> descriptions.json (class -> sentences)."""
 from pathlib import Path
 
 from pipeline.artifacts import read_json, write_json
@@ -7,13 +7,17 @@ from pipeline.params import DescribeParams, load_section
 from pipeline.stage import log, run
 
 
-def main(classes_json: Path, out: Path, params: Path = Path("params.yaml")) -> None:
+def main(classes_json: Path, prompts: Path, out: Path, params: Path = Path("params.yaml")) -> None:
     describe = load_section(params, "describe", DescribeParams)
     classes = read_json(classes_json)["classes"]
-    doc = describe_classes(describe, classes)
+    doc = describe_classes(describe, classes, prompts)
     write_json(out, doc)
     log.info("describe: %d sentences for %d classes -> %s",
              sum(map(len, doc["descriptions"].values())), len(classes), out)
+    if doc.get("cleaning"):
+        log.info("describe: cleaning %s", doc["cleaning"])
+    if doc.get("fallback"):
+        log.warning("describe: no usable description, templates used instead: %s", doc["fallback"])
 
 
 if __name__ == "__main__":

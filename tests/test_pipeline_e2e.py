@@ -116,6 +116,7 @@ def _manifest_project(path: Path, images: Path, rows: list[tuple[str, str, str]]
     params = smoke_params()
     params["datasets"] = {"shapes": {
         "data": {"source": "manifest", "root": "data/pool", "manifest": "data/pool/manifest.csv"},
+        "domain": "generic",
         "templates": ["a photo of a {}."],
     }}
     project = make_dvc_project(path, params)
