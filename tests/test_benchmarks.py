@@ -23,6 +23,8 @@ from pipeline.benchmarks import BENCHMARKS, export_image_folder
 from pipeline.datasets import DatasetError, create_dataset
 from pipeline.params import DataParams
 
+from conftest import PROJECT
+
 
 def _img(path: Path, shade: int = 0) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -271,3 +273,4 @@ def test_registry_matches_params_and_its_entries_validate():
         params = DatasetParams(**entry)
         assert params.data.source == spec.name and params.data.root == f"data/{spec.name}"
         assert params.domain == spec.domain and params.templates == list(spec.templates)
+        assert (PROJECT / "prompts" / f"{spec.domain}.yaml").is_file(), f"{spec.name}: no prompts for {spec.domain}"

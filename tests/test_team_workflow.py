@@ -23,6 +23,7 @@ def two_dataset_params() -> dict:
     params["datasets"]["more"] = copy.deepcopy(shapes)
     params["datasets"]["more"]["data"].update(root="data/more", seed=1, synthetic_classes=2, synthetic_per_class=8,
                                               synthetic_size=48)
+    params["datasets"]["more"]["domain"] = "textures"
     return params
 
 
@@ -97,6 +98,20 @@ def test_a_dataset_template_reruns_that_datasets_text_side_only(team):
     ran = _rerun_after(team["a"], lambda p: p["datasets"]["shapes"]["templates"].append("a sketch of a {}."))
     assert "text_classifier@shapes" in ran
     assert ran <= {f"{s}@shapes" for s in ("text_classifier", "pseudo_labels", "align", "tune", "evaluate")}
+
+
+def test_a_prompt_edit_reruns_describe_for_that_domains_datasets_only(team):
+    a = team["a"]
+    prompts = a / "prompts" / "generic.yaml"
+    prompts.write_text(prompts.read_text() + '  - "What does a {} look like from far away?"\n')
+    try:
+        ran = repro(a)
+    finally:
+        sh("git", "checkout", "--", "prompts", cwd=a)
+        assert repro(a) == set()
+    # the smoke config describes from templates, so the descriptions (and all that follows) are
+    # unchanged; with an LLM source the prompt's new completions flow on to text_classifier@shapes
+    assert ran == {"describe@shapes"}
 
 
 def test_a_tune_param_reruns_tune_and_evaluate_only(team):
