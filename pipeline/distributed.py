@@ -7,6 +7,7 @@ into contiguous shards, so every image is processed exactly once and rank order 
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -53,6 +54,8 @@ def process_group(backend: str = "auto") -> Iterator[Group]:
     if backend == "auto":
         backend = "nccl" if torch.cuda.is_available() else "gloo"
     group = Group(int(os.environ["RANK"]), world, int(os.environ.get("LOCAL_RANK", "0")))
+    if group.rank != 0:  # one voice in the log: rank 0 reports totals summed over the group
+        logging.getLogger("nola").setLevel(logging.WARNING)
     if backend == "nccl":
         torch.cuda.set_device(group.local_rank)
     dist.init_process_group(backend)
