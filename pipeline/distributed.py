@@ -45,14 +45,15 @@ class Group:
 
 
 @contextlib.contextmanager
-def process_group(backend: str = "auto") -> Iterator[Group]:
-    """The group this process belongs to; joins torch.distributed when torchrun started it."""
+def process_group(backend: str = "auto", device: str = "cpu") -> Iterator[Group]:
+    """The group this process belongs to; joins torch.distributed when torchrun started it.
+    ``auto``: NCCL when the stage computes on CUDA (``device``), else gloo."""
     world = int(os.environ.get("WORLD_SIZE", "1"))
     if world == 1:
         yield Group()
         return
     if backend == "auto":
-        backend = "nccl" if torch.cuda.is_available() else "gloo"
+        backend = "nccl" if device == "cuda" else "gloo"
     group = Group(int(os.environ["RANK"]), world, int(os.environ.get("LOCAL_RANK", "0")))
     if group.rank != 0:  # one voice in the log: rank 0 reports totals summed over the group
         logging.getLogger("nola").setLevel(logging.WARNING)

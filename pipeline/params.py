@@ -187,7 +187,7 @@ class ComputeParams(Section):
     rdzv_backend: str = "c10d"
     rdzv_endpoint: str = "localhost:29400"  # host:port of the first node when nnodes > 1
     rdzv_id: str = "nola"
-    backend: Literal["auto", "gloo", "nccl"] = "auto"  # auto: nccl with CUDA, else gloo
+    backend: Literal["auto", "gloo", "nccl"] = "auto"  # auto: nccl when the stage computes on CUDA, else gloo
 
 
 SECTIONS: dict[str, type[Section]] = {
