@@ -25,13 +25,14 @@ def main(encoder: Encoder, dataset: str, split_dir: Path, out_dir: Path, params:
     if encoder is Encoder.clip:
         clip = load_section(params, "clip", ClipParams)
         model, preprocess, _ = create_clip(clip)
-        encode, identity = model.encode_image, clip_identity(clip)
+        encode, identity, seed = model.encode_image, clip_identity(clip), clip.seed
     else:
         dino = load_section(params, "dino", DinoParams)
         model, preprocess = create_dino(dino)
-        encode, identity = model, dino_identity(dino)
+        encode, identity, seed = model, dino_identity(dino), dino.seed
     root = image_root(data)
-    meta = {**identity, "preprocess": preprocess.as_dict(), "versions": library_versions()}
+    # the seed sets the weights that pretrained leaves random: part of what features can be reused across
+    meta = {**identity, "seed": seed, "preprocess": preprocess.as_dict(), "versions": library_versions()}
     with process_group(compute.backend) as group:
         previous = PreviousFeatures(previous_outputs([out_dir / f"{s}.parquet" for s in SPLITS]), meta)
         for split in SPLITS:
