@@ -84,6 +84,15 @@ def write_table(path: str | Path, table: pa.Table, meta: Mapping[str, Any] | Non
         pq.write_table(table, tmp, compression="zstd")
 
 
+@contextlib.contextmanager
+def table_writer(path: str | Path, schema: pa.Schema, meta: Mapping[str, Any]) -> Iterator[pq.ParquetWriter]:
+    """Stream tables into one parquet file (a row group each), so memory stays one table whatever
+    the file's size; like every writer here, the file appears atomically when the block ends."""
+    schema = schema.with_metadata({META_KEY: json.dumps(meta, sort_keys=True).encode()})
+    with atomic_path(path) as tmp, pq.ParquetWriter(tmp, schema, compression="zstd") as writer:
+        yield writer
+
+
 def read_table(path: str | Path, columns: list[str] | None = None) -> tuple[pa.Table, dict[str, Any]]:
     path = Path(path)
     if not path.is_file():
@@ -112,10 +121,15 @@ def read_features(path: str | Path) -> tuple[list[str], np.ndarray, dict[str, An
     table, meta = read_table(path)
     if "feature" not in table.column_names or "id" not in table.column_names:
         raise ArtifactError(f"{path}: not a features file (needs columns id, feature)")
-    column = table.column("feature").combine_chunks()
+    return table.column("id").to_pylist(), feature_matrix(table.column("feature")), meta
+
+
+def feature_matrix(column: pa.ChunkedArray | pa.FixedSizeListArray) -> np.ndarray:
+    """A fixed-size-list feature column as an N x D float32 array."""
+    if isinstance(column, pa.ChunkedArray):
+        column = column.combine_chunks()
     dim = column.type.list_size
-    values = np.array(column.flatten().to_numpy(zero_copy_only=False), dtype=np.float32).reshape(-1, dim)
-    return table.column("id").to_pylist(), values, meta
+    return np.array(column.flatten().to_numpy(zero_copy_only=False), dtype=np.float32).reshape(-1, dim)
 
 
 def _show(value: Any, limit: int = 100) -> str:

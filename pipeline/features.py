@@ -3,7 +3,6 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import open_clip
@@ -11,7 +10,7 @@ import timm
 import torch
 from torch.utils.data import DataLoader, Dataset
 
-from .artifacts import ArtifactError, write_features
+from .artifacts import ArtifactError
 from .images import Preprocess, load_screened
 from .progress import track
 
@@ -50,22 +49,9 @@ def encode_images(
     return np.concatenate(chunks) if chunks else np.zeros((0, 0), dtype=np.float32)
 
 
-def extract_to_parquet(
-    path: str | Path,
-    encode: Callable[[torch.Tensor], torch.Tensor],
-    identity: dict[str, Any],
-    root: str | Path,
-    ids: Sequence[str],
-    preprocess: Preprocess,
-    batch_size: int = 64,
-    num_workers: int = 0,
-    desc: str = "encode",
-) -> None:
-    features = encode_images(encode, root, ids, preprocess, batch_size, num_workers, desc)
+def check_finite(path: str | Path, encoder: str, ids: Sequence[str], features: np.ndarray) -> None:
+    """Refuse NaN / inf features: they come from corrupt weights and would poison every later stage."""
     bad = [i for i, row in zip(ids, features) if not np.isfinite(row).all()]
     if bad:
-        raise ArtifactError(f"{path}: the {identity.get('encoder')} encoder gave non-finite features for {len(bad)} "
-                            f"images (e.g. {bad[:3]}); its weights are likely corrupt: check {identity.get('encoder')}"
-                            ".pretrained")
-    meta = {**identity, "preprocess": preprocess.as_dict(), "versions": library_versions()}
-    write_features(path, list(ids), features, meta)
+        raise ArtifactError(f"{path}: the {encoder} encoder gave non-finite features for {len(bad)} images "
+                            f"(e.g. {bad[:3]}); its weights are likely corrupt: check {encoder}.pretrained")

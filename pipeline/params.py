@@ -143,6 +143,7 @@ class DescribeParams(Section):
 class FeaturesParams(Section):
     batch_size: int = Field(64, ge=1)
     num_workers: int = Field(2, ge=0)
+    part_size: int = Field(4096, ge=1)  # images per resumable part file (pipeline/feature_cache.py)
 
 
 class PseudoLabelParams(Section):
@@ -176,6 +177,19 @@ class EvaluateParams(Section):
     num_workers: int = Field(2, ge=0)
 
 
+class ComputeParams(Section):
+    """How many processes run the features and tune stages (pipeline/launch.py): one runs plain
+    python, more run under torchrun (torch.distributed: gloo on CPU, NCCL on GPU)."""
+
+    nproc: int = Field(1, ge=1)              # processes per node (usually one per GPU)
+    nnodes: int = Field(1, ge=1)
+    launcher: Literal["torchrun", "srun"] = "torchrun"  # srun: one torchrun per node of a SLURM allocation
+    rdzv_backend: str = "c10d"
+    rdzv_endpoint: str = "localhost:29400"  # host:port of the first node when nnodes > 1
+    rdzv_id: str = "nola"
+    backend: Literal["auto", "gloo", "nccl"] = "auto"  # auto: nccl when the stage computes on CUDA, else gloo
+
+
 SECTIONS: dict[str, type[Section]] = {
     "clip": ClipParams,
     "dino": DinoParams,
@@ -185,6 +199,7 @@ SECTIONS: dict[str, type[Section]] = {
     "align": AlignParams,
     "tune": TuneParams,
     "evaluate": EvaluateParams,
+    "compute": ComputeParams,
 }
 
 S = TypeVar("S", bound=Section)

@@ -32,7 +32,7 @@ def _record_computation() -> None:
     """Append this stage's command line to $NOLA_STAGE_LOG, if set: an audit trail of what really
     computed (DVC restoring from its cache never runs a stage, so never writes a line)."""
     path = os.environ.get("NOLA_STAGE_LOG")
-    if path:
+    if path and os.environ.get("RANK", "0") == "0":  # under torchrun: one line per stage, not per process
         with open(path, "a", encoding="utf-8") as f:
             f.write(" ".join([Path(sys.argv[0]).stem, *sys.argv[1:]]) + "\n")
 

@@ -12,8 +12,10 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
+from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DataLoader
 
+from .distributed import GlobalBatches, Group, SeededViews
 from .errors import TrainingError, check_loss
 from .features import ImageList
 from .images import Preprocess
@@ -59,23 +61,27 @@ def tune(
     targets: np.ndarray,
     preprocess: Preprocess,
     params: TuneParams,
+    group: Group = Group(),
 ) -> list[EpochLog]:
-    """A fixed schedule (no label-based model selection): AdamW, cosine decay, ``params.epochs``."""
+    """A fixed schedule (no label-based model selection): AdamW, cosine decay, ``params.epochs``.
+
+    Under torchrun (``group``), DistributedDataParallel: each process takes its slice of every
+    global batch of ``params.batch_size`` images, so the batch and the lr are a single process's.
+    """
     if len(ids) == 0:
         raise TrainingError("tune: the pool has no images with DL labels; check the align stage's output")
+    if min(len(ids), params.batch_size) < group.world_size:
+        raise TrainingError(f"tune: a batch of {min(len(ids), params.batch_size)} images cannot be shared by "
+                            f"{group.world_size} processes; raise tune.batch_size or lower compute.nproc")
     torch.manual_seed(params.seed)
-    dataset = ImageList(root, ids, preprocess.strong_transform(), targets=[int(t) for t in targets])
-    loader = DataLoader(
-        dataset,
-        batch_size=params.batch_size,
-        shuffle=True,
-        drop_last=len(dataset) > params.batch_size,
-        num_workers=params.num_workers,
-        generator=torch.Generator().manual_seed(params.seed),
-        persistent_workers=params.num_workers > 0,
-    )
+    dataset = SeededViews(ImageList(root, ids, preprocess.strong_transform(), targets=[int(t) for t in targets]),
+                          params.seed)
+    sampler = GlobalBatches(len(dataset), params.batch_size, params.seed, group)
+    loader = DataLoader(dataset, batch_sampler=sampler, num_workers=params.num_workers,
+                        persistent_workers=params.num_workers > 0)
     lr = scaled_lr(params)
     optimizer = torch.optim.AdamW(param_groups(model, params.weight_decay), lr=lr, betas=(0.9, 0.999))
+    network = DistributedDataParallel(model) if group.distributed else model
     total_steps = params.epochs * len(loader)
     scheduler = torch.optim.lr_scheduler.LambdaLR(
         optimizer, lambda step: 0.5 * (1 + math.cos(math.pi * step / max(total_steps, 1)))
@@ -86,21 +92,25 @@ def tune(
         model.train()
         loss_sum, agree, seen = 0.0, 0, 0
         start = time.perf_counter()
-        per_epoch = len(loader) * params.batch_size if loader.drop_last else len(dataset)
+        per_epoch = len(loader) * sampler.global_batch() // group.world_size
         for images, target in track(loader, per_epoch, f"tune epoch {epoch + 1}/{params.epochs}", report=False):
-            logits = model(images)
+            logits = network(images)
             loss = smoothed_cross_entropy(logits, target, params.label_smoothing)
             value = loss.item()
             check_loss(value, "tune", epoch + 1, step + 1, optimizer.param_groups[0]["lr"], "tune.base_lr",
                        "the CLIP weights (clip.pretrained) or the CDE classifier (rerun text_classifier)")
             optimizer.zero_grad(set_to_none=True)
-            loss.backward()
+            # DDP averages gradients over processes; weighting each process's mean loss by its share
+            # of the global batch makes that average the gradient of the global batch's mean loss,
+            # also when the global batch does not divide evenly (slices differ by one image)
+            (loss * (len(target) * group.world_size / sampler.global_batch())).backward()
             optimizer.step()
             scheduler.step()
             step += 1
             loss_sum += value * len(target)
             agree += int((logits.argmax(-1) == target).sum())
             seen += len(target)
+        loss_sum, agree, seen = group.sum([loss_sum, agree, seen])
         history.append(EpochLog(epoch + 1, loss_sum / seen, agree / seen, optimizer.param_groups[0]["lr"]))
         log.info("tune: epoch %d/%d, loss %.4f, agreement with DL labels %.3f, %d images (%s)", epoch + 1,
                  params.epochs, history[-1].loss, history[-1].agreement, seen, rate(seen, time.perf_counter() - start))

@@ -2,11 +2,15 @@
 from enum import StrEnum
 from pathlib import Path
 
-from pipeline.datasets import image_root, read_ids
-from pipeline.features import extract_to_parquet
+from pipeline.datasets import image_root
+from pipeline.distributed import process_group
+from pipeline.feature_cache import PreviousFeatures, encode_split, previous_outputs
+from pipeline.features import library_versions
 from pipeline.models import clip_identity, create_clip, create_dino, dino_identity
-from pipeline.params import ClipParams, DinoParams, FeaturesParams, load_dataset, load_section
+from pipeline.params import ClipParams, ComputeParams, DinoParams, FeaturesParams, load_dataset, load_section
 from pipeline.stage import log, run
+
+SPLITS = ("pool", "test")
 
 
 class Encoder(StrEnum):
@@ -17,21 +21,29 @@ class Encoder(StrEnum):
 def main(encoder: Encoder, dataset: str, split_dir: Path, out_dir: Path, params: Path = Path("params.yaml")) -> None:
     data = load_dataset(params, dataset).data
     features = load_section(params, "features", FeaturesParams)
+    compute = load_section(params, "compute", ComputeParams)
     if encoder is Encoder.clip:
         clip = load_section(params, "clip", ClipParams)
         model, preprocess, _ = create_clip(clip)
-        encode, identity = model.encode_image, clip_identity(clip)
+        encode, identity, seed = model.encode_image, clip_identity(clip), clip.seed
     else:
         dino = load_section(params, "dino", DinoParams)
         model, preprocess = create_dino(dino)
-        encode, identity = model, dino_identity(dino)
+        encode, identity, seed = model, dino_identity(dino), dino.seed
     root = image_root(data)
-    for split in ("pool", "test"):
-        ids = read_ids(split_dir / f"{split}.parquet")
-        out = out_dir / f"{split}.parquet"
-        extract_to_parquet(out, encode, identity, root, ids, preprocess, features.batch_size, features.num_workers,
-                           desc=f"features_{encoder.value} {split}")
-        log.info("features_%s: %d %s images -> %s", encoder.value, len(ids), split, out)
+    # the seed sets the weights that pretrained leaves random: part of what features can be reused across
+    meta = {**identity, "seed": seed, "preprocess": preprocess.as_dict(), "versions": library_versions()}
+    with process_group(compute.backend) as group:
+        previous = PreviousFeatures(previous_outputs([out_dir / f"{s}.parquet" for s in SPLITS]), meta)
+        for split in SPLITS:
+            out = out_dir / f"{split}.parquet"
+            counts = encode_split(out, split_dir / f"{split}.parquet", encode, meta, root, preprocess,
+                                  features.batch_size, features.num_workers, features.part_size, group, previous,
+                                  f"features_{encoder.value} {split}")
+            if group.is_main:
+                log.info("features_%s %s: %d images encoded, %d from finished parts, %d reused by content hash "
+                         "(%d processes) -> %s", encoder.value, split, counts.encoded, counts.resumed, counts.reused,
+                         group.world_size, out)
 
 
 if __name__ == "__main__":

@@ -4,8 +4,9 @@ from pathlib import Path
 
 from pipeline.artifacts import check_encoder, read_table, read_tensors, write_csv, write_tensors
 from pipeline.datasets import image_root
+from pipeline.distributed import process_group
 from pipeline.models import clip_identity, create_clip
-from pipeline.params import ClipParams, TuneParams, load_dataset, load_section
+from pipeline.params import ClipParams, ComputeParams, TuneParams, load_dataset, load_section
 from pipeline.stage import log, run
 from pipeline.tuning import scaled_lr, tune
 from pipeline.visual_prompts import PromptedCLIP
@@ -15,6 +16,7 @@ def main(dataset: str, dl_labels: Path, classifiers: Path, out_dir: Path, params
     data = load_dataset(params, dataset).data
     clip = load_section(params, "clip", ClipParams)
     cfg = load_section(params, "tune", TuneParams)
+    compute = load_section(params, "compute", ComputeParams)
     labels, meta = read_table(dl_labels)
     tensors, text_meta = read_tensors(classifiers)
     check_encoder(classifiers, text_meta, clip_identity(clip), "text_classifier")
@@ -24,8 +26,11 @@ def main(dataset: str, dl_labels: Path, classifiers: Path, out_dir: Path, params
     prompted = PromptedCLIP(model.visual, tensors["cde"], cfg.prompt_tokens, logit_scale)
     log.info("tune: %d pool images, %d prompt tokens, batch %d, lr %.2e, %d epochs",
              labels.num_rows, cfg.prompt_tokens, cfg.batch_size, scaled_lr(cfg), cfg.epochs)
-    history = tune(prompted, image_root(data), labels.column("id").to_pylist(), labels.column("label").to_numpy(),
-                   preprocess, cfg)
+    with process_group(compute.backend) as group:
+        history = tune(prompted, image_root(data), labels.column("id").to_pylist(),
+                       labels.column("label").to_numpy(), preprocess, cfg, group)
+    if not group.is_main:
+        return
     write_tensors(out_dir / "prompt.safetensors", prompted.trainable_state(),
                   {**clip_identity(clip), "classes": meta["classes"], "prompt_tokens": cfg.prompt_tokens,
                    "logit_scale": logit_scale, "preprocess": preprocess.as_dict()})

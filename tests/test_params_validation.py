@@ -39,7 +39,7 @@ def test_the_shipped_params_files_are_valid():
     for path in (PROJECT / "params.yaml", SMOKE_PARAMS):
         sections = validate_params(path)
         assert set(sections) == {"datasets", "clip", "dino", "describe", "features", "pseudo_labels", "align",
-                                 "tune", "evaluate"}
+                                 "tune", "evaluate", "compute"}
     assert load_section(SMOKE_PARAMS, "tune", TuneParams).prompt_tokens == 4
 
 
