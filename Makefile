@@ -7,7 +7,7 @@ PIP_INSTALL = $(PYTHON) -m pip install --quiet --disable-pip-version-check -r re
 # matmul, so build for the generic CPU (README: troubleshooting). Only read when it compiles.
 export CMAKE_ARGS ?= -DGGML_NATIVE=OFF
 
-.PHONY: install run smoke test
+.PHONY: install run smoke test bench
 
 install:
 	$(PIP_INSTALL)
@@ -26,3 +26,7 @@ smoke: install
 ## What CI runs.
 test: install
 	$(PYTHON) -m pytest -q
+
+## Speed and memory against same-run baselines (bench/; a few minutes; not part of test).
+bench: install
+	$(PYTHON) -m bench

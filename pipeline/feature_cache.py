@@ -19,7 +19,7 @@ import itertools
 import json
 import logging
 import shutil
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -28,13 +28,11 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
-import torch
 import yaml
 
 from .artifacts import ArtifactError, feature_matrix, feature_table, read_table, table_writer, write_table
 from .distributed import Group, shard
-from .features import check_finite, encode_images
-from .images import Preprocess
+from .features import ImageEncoder, check_finite
 
 log = logging.getLogger("nola")
 
@@ -150,13 +148,12 @@ def _read_part(path: Path) -> pa.Table | None:
         return None
 
 
-def _encode_part(out: Path, part: pa.Table, previous: PreviousFeatures,
-                 encode: Callable[[torch.Tensor], torch.Tensor], meta: dict[str, Any], root: Path,
-                 preprocess: Preprocess, batch_size: int, num_workers: int, desc: str, counts: Counts) -> pa.Table:
+def _encode_part(out: Path, part: pa.Table, previous: PreviousFeatures, encoder: ImageEncoder, meta: dict[str, Any],
+                 root: Path, desc: str, counts: Counts) -> pa.Table:
     ids = part.column("id").to_pylist()
     found = previous.lookup(part.column("sha256"))
     missing = [i for i in range(len(ids)) if i not in found]
-    fresh = encode_images(encode, root, [ids[i] for i in missing], preprocess, batch_size, num_workers, desc)
+    fresh = encoder.encode(root, [ids[i] for i in missing], desc)
     check_finite(out, meta.get("encoder", "image"), [ids[i] for i in missing], fresh)
     rows = dict(zip(missing, fresh))
     features = np.stack([found[i] if i in found else rows[i] for i in range(len(ids))]).astype(np.float32)
@@ -169,12 +166,9 @@ def _encode_part(out: Path, part: pa.Table, previous: PreviousFeatures,
 def encode_split(
     out: Path,
     split_file: Path,
-    encode: Callable[[torch.Tensor], torch.Tensor],
+    encoder: ImageEncoder,
     meta: dict[str, Any],
     root: Path,
-    preprocess: Preprocess,
-    batch_size: int,
-    num_workers: int,
     part_size: int,
     group: Group,
     previous: PreviousFeatures,
@@ -190,15 +184,14 @@ def encode_split(
     mine = shard(count, group.rank, group.world_size)
     counts = Counts()
     for part in parts_of(split_file, part_size, mine):
-        path = work / f"{part_key(meta, batch_size, part)}.parquet"
+        path = work / f"{part_key(meta, encoder.batch_size, part)}.parquet"
         if _read_part(path) is not None:
             counts.resumed += part.num_rows
             continue
-        write_table(path, _encode_part(out, part, previous, encode, meta, root, preprocess, batch_size, num_workers,
-                                       desc, counts))
+        write_table(path, _encode_part(out, part, previous, encoder, meta, root, desc, counts))
     group.barrier()
     if group.is_main:
-        _assemble(out, split_file, work, meta, batch_size, part_size, count)
+        _assemble(out, split_file, work, meta, encoder.batch_size, part_size, count)
     summed = group.sum([counts.encoded, counts.resumed, counts.reused])
     return Counts(*(int(v) for v in summed))
 

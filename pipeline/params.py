@@ -140,10 +140,16 @@ class DescribeParams(Section):
     openai: OpenAIParams = Field(default_factory=OpenAIParams)
 
 
+Device = Literal["auto", "cpu", "cuda"]  # pipeline/hardware.py
+Precision = Literal["auto", "fp32", "bf16", "fp16"]
+
+
 class FeaturesParams(Section):
     batch_size: int = Field(64, ge=1)
     num_workers: int = Field(2, ge=0)
     part_size: int = Field(4096, ge=1)  # images per resumable part file (pipeline/feature_cache.py)
+    device: Device = "auto"
+    precision: Precision = "auto"
 
 
 class PseudoLabelParams(Section):
@@ -169,6 +175,8 @@ class TuneParams(Section):
     weight_decay: float = Field(0.01, ge=0.0)
     label_smoothing: float = Field(0.1, ge=0.0, lt=1.0)
     num_workers: int = Field(2, ge=0)
+    device: Device = "auto"
+    precision: Precision = "auto"
     seed: int = 0
 
 

@@ -17,7 +17,8 @@ from torch.utils.data import DataLoader
 
 from .distributed import GlobalBatches, Group, SeededViews
 from .errors import TrainingError, check_loss
-from .features import ImageList
+from .features import ImageEncoder, ImageList
+from .hardware import CPU_FP32, Compute
 from .images import Preprocess
 from .params import TuneParams
 from .progress import rate, track
@@ -62,8 +63,13 @@ def tune(
     preprocess: Preprocess,
     params: TuneParams,
     group: Group = Group(),
+    compute: Compute = CPU_FP32,
 ) -> list[EpochLog]:
     """A fixed schedule (no label-based model selection): AdamW, cosine decay, ``params.epochs``.
+
+    A step is one prompted CLIP forward/backward on strong views (the DL targets are precomputed)
+    under :meth:`Compute.training` (autocast in ``compute.dtype``; parameters, fused-AdamW state
+    and the loss stay fp32). Strong views are uint8 tensors made by the loader workers.
 
     Under torchrun (``group``), DistributedDataParallel: each process takes its slice of every
     global batch of ``params.batch_size`` images, so the batch and the lr are a single process's.
@@ -74,14 +80,18 @@ def tune(
         raise TrainingError(f"tune: a batch of {min(len(ids), params.batch_size)} images cannot be shared by "
                             f"{group.world_size} processes; raise tune.batch_size or lower compute.nproc")
     torch.manual_seed(params.seed)
-    dataset = SeededViews(ImageList(root, ids, preprocess.strong_transform(), targets=[int(t) for t in targets]),
-                          params.seed)
+    model.to(compute.device)
+    views = ImageList(root, ids, preprocess.strong_pixels(), targets=[int(t) for t in targets],
+                      draft=preprocess.strong_draft)
+    dataset = SeededViews(views, params.seed)
     sampler = GlobalBatches(len(dataset), params.batch_size, params.seed, group)
     loader = DataLoader(dataset, batch_sampler=sampler, num_workers=params.num_workers,
-                        persistent_workers=params.num_workers > 0)
+                        persistent_workers=params.num_workers > 0, pin_memory=compute.device.type == "cuda")
     lr = scaled_lr(params)
-    optimizer = torch.optim.AdamW(param_groups(model, params.weight_decay), lr=lr, betas=(0.9, 0.999))
-    network = DistributedDataParallel(model) if group.distributed else model
+    optimizer = torch.optim.AdamW(param_groups(model, params.weight_decay), lr=lr, betas=(0.9, 0.999), fused=True)
+    network = model
+    if group.distributed:
+        network = DistributedDataParallel(model, device_ids=[compute.device] if compute.device.type == "cuda" else None)
     total_steps = params.epochs * len(loader)
     scheduler = torch.optim.lr_scheduler.LambdaLR(
         optimizer, lambda step: 0.5 * (1 + math.cos(math.pi * step / max(total_steps, 1)))
@@ -93,8 +103,11 @@ def tune(
         loss_sum, agree, seen = 0.0, 0, 0
         start = time.perf_counter()
         per_epoch = len(loader) * sampler.global_batch() // group.world_size
-        for images, target in track(loader, per_epoch, f"tune epoch {epoch + 1}/{params.epochs}", report=False):
-            logits = network(images)
+        for pixels, target in track(loader, per_epoch, f"tune epoch {epoch + 1}/{params.epochs}", report=False):
+            images = preprocess.normalize(pixels.to(compute.device, non_blocking=True))
+            target = target.to(compute.device, non_blocking=True)
+            with compute.training():
+                logits = network(images).float()
             loss = smoothed_cross_entropy(logits, target, params.label_smoothing)
             value = loss.item()
             check_loss(value, "tune", epoch + 1, step + 1, optimizer.param_groups[0]["lr"], "tune.base_lr",
@@ -118,11 +131,8 @@ def tune(
     return history
 
 
-@torch.inference_mode()
 def predict(model: PromptedCLIP, root: str | Path, ids: Sequence[str], preprocess: Preprocess,
             batch_size: int = 64, num_workers: int = 0) -> np.ndarray:
-    """Class probabilities of the tuned model on the deterministic view."""
-    model.eval()
-    loader = DataLoader(ImageList(root, ids, preprocess.transform()), batch_size=batch_size, num_workers=num_workers)
-    chunks = [torch.softmax(model(batch), dim=-1).numpy() for batch in track(loader, len(ids), "predict")]
-    return np.concatenate(chunks)
+    """Class probabilities of the tuned model on the deterministic view (fp32, on the CPU)."""
+    logits = ImageEncoder(model.eval(), preprocess, CPU_FP32, batch_size, num_workers).encode(root, ids, "predict")
+    return torch.softmax(torch.from_numpy(logits), dim=-1).numpy()

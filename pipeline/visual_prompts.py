@@ -20,6 +20,20 @@ class PromptError(NolaError, TypeError):
     """A model that cannot take visual prompts."""
 
 
+def sequence_first(transformer: nn.Module) -> None:
+    """Run the blocks on contiguous (tokens, batch, width) tensors, as OpenAI's CLIP does.
+
+    With open_clip's batch-first layout, nn.MultiheadAttention transposes its input, and with
+    autograd on, torch's matmul then multiplies the transposed input by the projection weight
+    expanded (copied) once per token: a training step ran about 3x slower on the CPU. Same
+    weights, same results; ``transformer.forward`` does the transposes.
+    """
+    transformer.batch_first = False
+    for module in transformer.modules():
+        if isinstance(module, nn.MultiheadAttention):
+            module.batch_first = False
+
+
 class PromptedCLIP(nn.Module):
     """Prompted vision tower -> normalised feature -> bias-free linear classifier x logit scale."""
 
@@ -39,6 +53,7 @@ class PromptedCLIP(nn.Module):
             self.classifier.weight.copy_(classifier)
         self.logit_scale = float(logit_scale)
         self.freeze_all_but_trainable()
+        sequence_first(visual.transformer)
 
     def freeze_all_but_trainable(self) -> None:
         """Trainable: prompts, every LayerNorm of the vision tower, the classifier."""

@@ -2,6 +2,7 @@
 from dataclasses import asdict
 from pathlib import Path
 
+from pipeline import hardware
 from pipeline.artifacts import check_encoder, read_table, read_tensors, write_csv, write_tensors
 from pipeline.datasets import image_root
 from pipeline.distributed import process_group
@@ -17,6 +18,7 @@ def main(dataset: str, dl_labels: Path, classifiers: Path, out_dir: Path, params
     clip = load_section(params, "clip", ClipParams)
     cfg = load_section(params, "tune", TuneParams)
     compute = load_section(params, "compute", ComputeParams)
+    hw = hardware.resolve(cfg.device, cfg.precision, "tune")
     labels, meta = read_table(dl_labels)
     tensors, text_meta = read_tensors(classifiers)
     check_encoder(classifiers, text_meta, clip_identity(clip), "text_classifier")
@@ -24,16 +26,17 @@ def main(dataset: str, dl_labels: Path, classifiers: Path, out_dir: Path, params
     model, preprocess, _ = create_clip(clip)
     logit_scale = float(tensors["logit_scale"])
     prompted = PromptedCLIP(model.visual, tensors["cde"], cfg.prompt_tokens, logit_scale)
-    log.info("tune: %d pool images, %d prompt tokens, batch %d, lr %.2e, %d epochs",
-             labels.num_rows, cfg.prompt_tokens, cfg.batch_size, scaled_lr(cfg), cfg.epochs)
-    with process_group(compute.backend) as group:
+    log.info("tune: %d pool images, %d prompt tokens, batch %d, lr %.2e, %d epochs (%s, %s)",
+             labels.num_rows, cfg.prompt_tokens, cfg.batch_size, scaled_lr(cfg), cfg.epochs, hw.device.type,
+             hw.precision)
+    with process_group(compute.backend, hw.device.type) as group:
         history = tune(prompted, image_root(data), labels.column("id").to_pylist(),
-                       labels.column("label").to_numpy(), preprocess, cfg, group)
+                       labels.column("label").to_numpy(), preprocess, cfg, group, hw)
     if not group.is_main:
         return
     write_tensors(out_dir / "prompt.safetensors", prompted.trainable_state(),
                   {**clip_identity(clip), "classes": meta["classes"], "prompt_tokens": cfg.prompt_tokens,
-                   "logit_scale": logit_scale, "preprocess": preprocess.as_dict()})
+                   "logit_scale": logit_scale, "preprocess": preprocess.as_dict(), "compute": hw.as_dict()})
     write_csv(out_dir / "log.csv", [asdict(h) for h in history], ["epoch", "loss", "agreement", "lr"])
     log.info("tune: final loss %.4f, agreement with DL labels %.3f -> %s",
              history[-1].loss, history[-1].agreement, out_dir)

@@ -69,6 +69,7 @@ def test_feature_artifacts(smoke_run, encoder, dim):
         assert feats.shape == (n, dim) and np.isfinite(feats).all()
         assert meta["encoder"] == encoder and meta["dim"] == dim
         assert set(meta["preprocess"]) == {"size", "mean", "std", "interpolation"}
+        assert meta["compute"]["device"] == "cpu" and meta["compute"]["precision"] in ("fp32", "bf16")
         assert {"torch", "open_clip", "timm"} <= set(meta["versions"])
         if split == "pool":
             assert ids == pool_ids

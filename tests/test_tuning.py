@@ -34,3 +34,24 @@ def test_weight_decay_spares_norms_and_biases(smoke_model):
     assert all(p.ndim == 1 for p in no_decay["params"]) and no_decay["params"]
     n_trainable = sum(1 for p in prompted.parameters() if p.requires_grad)
     assert len(decay["params"]) + len(no_decay["params"]) == n_trainable
+
+
+def test_tune_under_bf16_autocast_keeps_fp32_parameters_and_moves_them(synthetic_root):
+    from pipeline import hardware
+    from pipeline.models import create_clip
+    from pipeline.params import ClipParams
+    from pipeline.tuning import tune
+
+    model, preprocess, _ = create_clip(ClipParams(model="nola-smoke-vit", pretrained=None))
+    prompted = PromptedCLIP(model.visual, torch.nn.functional.normalize(torch.randn(3, 32), dim=-1), 2, 10.0)
+    before = {k: v.detach().clone() for k, v in prompted.trainable_state().items()}
+    ids = sorted(p.relative_to(synthetic_root).as_posix() for p in synthetic_root.rglob("*.*"))
+    targets = [sorted({i.split("/")[0] for i in ids}).index(i.split("/")[0]) for i in ids]
+    params = TuneParams(prompt_tokens=2, epochs=2, batch_size=6, num_workers=0)
+    history = tune(prompted, synthetic_root, ids, targets, preprocess, params,
+                   compute=hardware.Compute(torch.device("cpu"), torch.bfloat16))
+    assert [h.epoch for h in history] == [1, 2] and all(torch.isfinite(torch.tensor(h.loss)) for h in history)
+    after = prompted.trainable_state()
+    assert all(v.dtype == torch.float32 for v in after.values())
+    assert not torch.equal(after["prompts"], before["prompts"])
+    assert not torch.equal(after["visual.ln_post.weight"], before["visual.ln_post.weight"])

@@ -17,6 +17,24 @@ def test_zero_prompts_equal_open_clip_encode_image(smoke_model):
         torch.testing.assert_close(prompted.encode_image(images), model.encode_image(images))
 
 
+def test_sequence_first_layout_keeps_open_clip_results_and_avoids_per_token_weight_copies():
+    from torch.profiler import profile
+
+    from pipeline.models import create_clip
+    from pipeline.params import ClipParams
+
+    fresh, preprocess, _ = create_clip(ClipParams(model="nola-smoke-vit", pretrained=None))
+    wrapped, _, _ = create_clip(ClipParams(model="nola-smoke-vit", pretrained=None))
+    prompted = PromptedCLIP(wrapped.visual, torch.randn(4, 32), 0, 10.0)
+    images = torch.randn(3, 3, preprocess.size, preprocess.size)
+    with torch.no_grad():
+        torch.testing.assert_close(prompted.encode_image(images), fresh.encode_image(images))
+    prompted = PromptedCLIP(wrapped.visual, torch.randn(4, 32), 5, 10.0)
+    with profile() as trace:
+        prompted(images).sum().backward()
+    assert not [e.key for e in trace.key_averages() if e.key == "aten::bmm"]  # batch-first MHA's slow path
+
+
 def test_prompts_change_the_feature_and_have_no_position(smoke_model):
     model, preprocess, _ = smoke_model
     images = torch.randn(2, 3, preprocess.size, preprocess.size)
