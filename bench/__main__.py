@@ -17,7 +17,7 @@ def main() -> None:
     print(features.report(encoded, info), flush=True)
     tuned = tune.run()
     print(tune.report(tuned), flush=True)
-    rss = memory.run()
+    rss = memory.run_isolated()
     print(memory.report(rss))
     print(f"load average after: {' '.join(f'{v:.2f}' for v in os.getloadavg())}")
     by_name = {r.name: r for r in encoded}

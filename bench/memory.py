@@ -7,11 +7,14 @@ encoder, generated images); the stage streams the split and its output, so the r
 from __future__ import annotations
 
 import argparse
+import json
+import subprocess
+import sys
 import tempfile
 from pathlib import Path
 
 from .common import table
-from .features_scale import make_split, params_file, run_stage
+from .features_scale import PROJECT, make_split, params_file, run_stage
 
 
 def run(images: int = 2000, part_size: int = 1024) -> dict:
@@ -27,6 +30,14 @@ def run(images: int = 2000, part_size: int = 1024) -> dict:
             "per_1000": (large - small) / (9 * images) * 1000}
 
 
+def run_isolated(images: int = 2000) -> dict:
+    """:func:`run` in a fresh interpreter: a child's peak RSS includes what the process that forked
+    it held at the fork, so a parent that has loaded models (``make bench``) would inflate it."""
+    out = subprocess.run([sys.executable, "-m", "bench.memory", "--images", str(images), "--json"], cwd=PROJECT,
+                         check=True, capture_output=True, text=True)
+    return json.loads(out.stdout.splitlines()[-1])
+
+
 def report(r: dict) -> str:
     return "features stage peak RSS (smoke CLIP, generated PNGs, part size 1024)\n" + table(
         ["images N", "peak RSS N", "peak RSS 10N", "ratio", "growth per 1000 images"],
@@ -37,8 +48,10 @@ def report(r: dict) -> str:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--images", type=int, default=2000)
+    parser.add_argument("--json", action="store_true", help="print the figures as one JSON line")
     args = parser.parse_args()
-    print(report(run(args.images)))
+    result = run(args.images)
+    print(json.dumps(result) if args.json else report(result))
 
 
 if __name__ == "__main__":
