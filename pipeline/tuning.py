@@ -89,6 +89,8 @@ def tune(
                         persistent_workers=params.num_workers > 0, pin_memory=compute.device.type == "cuda")
     lr = scaled_lr(params)
     optimizer = torch.optim.AdamW(param_groups(model, params.weight_decay), lr=lr, betas=(0.9, 0.999), fused=True)
+    # fp16 (GPU only) needs loss scaling, or small gradients underflow to 0; a no-op otherwise
+    scaler = torch.amp.GradScaler(compute.device.type, enabled=compute.dtype == torch.float16)
     network = model
     if group.distributed:
         network = DistributedDataParallel(model, device_ids=[compute.device] if compute.device.type == "cuda" else None)
@@ -116,8 +118,9 @@ def tune(
             # DDP averages gradients over processes; weighting each process's mean loss by its share
             # of the global batch makes that average the gradient of the global batch's mean loss,
             # also when the global batch does not divide evenly (slices differ by one image)
-            (loss * (len(target) * group.world_size / sampler.global_batch())).backward()
-            optimizer.step()
+            scaler.scale(loss * (len(target) * group.world_size / sampler.global_batch())).backward()
+            scaler.step(optimizer)
+            scaler.update()
             scheduler.step()
             step += 1
             loss_sum += value * len(target)
