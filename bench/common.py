@@ -97,7 +97,7 @@ def chunked(ids: list[str], chunks: int) -> list[list[str]]:
 
 def paired_ratio(baseline: list[float], project: list[float]) -> float:
     """Median over chunks of baseline seconds / project seconds (each pair ran back to back)."""
-    return median([b / p for b, p in zip(baseline, project)])
+    return statistics.median([b / p for b, p in zip(baseline, project)])
 
 
 def matmul_flops(dtype: torch.dtype, n: int = 2048, repeats: int = 7, device: str = "cpu") -> float:
@@ -130,10 +130,6 @@ def forward_flops(model: torch.nn.Module, size: int) -> float:
     with sdpa_kernel(SDPBackend.MATH), counter:
         model(torch.zeros(1, 3, size, size, dtype=next(model.parameters()).dtype))
     return float(counter.get_total_flops())
-
-
-def median(values: list[float]) -> float:
-    return statistics.median(values)
 
 
 def table(header: list[str], rows: list[list[object]]) -> str:

@@ -52,6 +52,13 @@ def _torchvision_counts(dataset, classes: list[str]) -> Counter:
     return Counter(classes[dataset[i][1]] for i in range(len(dataset)))
 
 
+def _agrees_with_torchvision(dataset_class, root: Path, collection, splits: dict[str, str]) -> None:
+    """Per split, the class counts torchvision's own class reads equal ours (``splits``: its split -> ours)."""
+    for split, ours in splits.items():
+        tv = dataset_class(str(root), split=split)
+        assert _torchvision_counts(tv, collection.classes) == _labels_of(collection, ours), split
+
+
 def _all_files_exist(params, collection) -> None:
     root = datasets.image_root(params)
     for i in collection.pool + collection.test:
@@ -119,9 +126,7 @@ def test_food101(tmp_path):
     assert c.classes == ["apple pie", "waffles"]
     assert c.test == ["apple_pie/4.jpg", "waffles/5.jpg", "waffles/6.jpg"] and c.test_labels == [0, 1, 1]
     _all_files_exist(params, c)
-    for split in ("train", "test"):
-        tv = tvd.Food101(str(tmp_path), split=split)
-        assert _torchvision_counts(tv, c.classes) == _labels_of(c, "pool" if split == "train" else "test")
+    _agrees_with_torchvision(tvd.Food101, tmp_path, c, {"train": "pool", "test": "test"})
 
 
 def test_oxford_pets_lowercases_breeds(tmp_path):
@@ -135,9 +140,7 @@ def test_oxford_pets_lowercases_breeds(tmp_path):
     assert c.pool_labels == {"Abyssinian_1.jpg": 0, "american_bulldog_10.jpg": 1, "Abyssinian_2.jpg": 0}
     assert c.test == ["american_bulldog_11.jpg"] and c.test_labels == [1]
     _all_files_exist(params, c)
-    for split, ours in (("trainval", "pool"), ("test", "test")):
-        tv = tvd.OxfordIIITPet(str(tmp_path), split=split)
-        assert _torchvision_counts(tv, c.classes) == _labels_of(c, ours)
+    _agrees_with_torchvision(tvd.OxfordIIITPet, tmp_path, c, {"trainval": "pool", "test": "test"})
 
 
 def _cars_annotations(path: Path, rows: list[tuple[str, int]]) -> None:
@@ -160,9 +163,7 @@ def test_stanford_cars_reads_the_devkit_mat_files(tmp_path):
     assert c.pool == ["cars_train/00001.jpg", "cars_train/00002.jpg", "cars_train/00003.jpg"]
     assert c.test == ["cars_test/00001.jpg", "cars_test/00002.jpg"] and c.test_labels == [1, 0]
     _all_files_exist(params, c)
-    for split, ours in (("train", "pool"), ("test", "test")):
-        tv = tvd.StanfordCars(str(tmp_path), split=split)
-        assert _torchvision_counts(tv, c.classes) == _labels_of(c, ours)
+    _agrees_with_torchvision(tvd.StanfordCars, tmp_path, c, {"train": "pool", "test": "test"})
 
 
 def test_fgvc_aircraft_variants(tmp_path):
@@ -176,9 +177,7 @@ def test_fgvc_aircraft_variants(tmp_path):
     assert c.classes == ["707 320", "A300B4", "DC 3"]
     assert c.test == ["0000003.jpg", "0000004.jpg"] and c.test_labels == [2, 0]
     _all_files_exist(params, c)
-    for split, ours in (("trainval", "pool"), ("test", "test")):
-        tv = tvd.FGVCAircraft(str(tmp_path), split=split)
-        assert _torchvision_counts(tv, c.classes) == _labels_of(c, ours)
+    _agrees_with_torchvision(tvd.FGVCAircraft, tmp_path, c, {"trainval": "pool", "test": "test"})
 
 
 def test_sun397_nested_class_names_and_seeded_split(tmp_path):
