@@ -4,6 +4,7 @@ The machine may be shared and noisy, so every figure that matters is a ratio aga
 measured in the same run, on the same files, in the same process, and repeated runs are
 interleaved (baseline, project, baseline, project, ...) and summarised by their median.
 """
+
 from __future__ import annotations
 
 import multiprocessing
@@ -20,16 +21,16 @@ import pyarrow.parquet as pq
 import torch
 from PIL import Image
 
-from pipeline.distributed import Group
-from pipeline.feature_cache import PreviousFeatures, encode_split
-from pipeline.features import ImageEncoder
+from pipeline.core.distributed import Group
+from pipeline.encode.feature_cache import PreviousFeatures, encode_split
+from pipeline.encode.features import ImageEncoder
 
 THREADS = int(os.environ.get("NOLA_THREADS", "2"))
 IMAGES = Path(tempfile.gettempdir()) / "nola-bench-images"  # generated once, reused by later runs
 
 
 def setup_threads() -> None:
-    """The stages' fixed thread count (pipeline/stage.py), so the figures are the stages' own."""
+    """The stages' fixed thread count (pipeline/core/stage.py), so the figures are the stages' own."""
     torch.set_num_threads(THREADS)
 
 
@@ -62,7 +63,7 @@ def photo_like_jpegs(folder: Path, count: int, size: tuple[int, int] = (500, 375
 
 def stage_extract(encoder: ImageEncoder, root: Path, ids: list[str], hashes: dict[str, str], out: Path) -> None:
     """The features stage's own path for ``ids``: a split file (id, sha256), then
-    pipeline.feature_cache.encode_split (part files, assembled into ``out``), nothing to reuse."""
+    pipeline.encode.feature_cache.encode_split (part files, assembled into ``out``), nothing to reuse."""
     split = out.with_name(out.stem + "-split.parquet")
     pq.write_table(pa.table({"id": ids, "sha256": [hashes[i] for i in ids]}), split)
     meta = {"bench": out.stem}

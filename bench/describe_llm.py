@@ -7,6 +7,7 @@ cleaning. Ratios are against the baseline measured in the same run, so they comp
 
     python bench/describe_llm.py --classes 4 --samples 3 --threads 2
 """
+
 from __future__ import annotations
 
 import argparse
@@ -17,14 +18,24 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from pipeline.cleaning import clean_sentences, clip_token_count  # noqa: E402
-from pipeline.llm import Sampling, create_backend  # noqa: E402
-from pipeline.llm.cache import CompletionCache, fill, generate_cached  # noqa: E402
-from pipeline.params import DescribeParams  # noqa: E402
-from pipeline.prompts import load_prompts  # noqa: E402
+from pipeline.core.params import DescribeParams  # noqa: E402
+from pipeline.describe.cleaning import clean_sentences, clip_token_count  # noqa: E402
+from pipeline.describe.llm import Sampling, create_backend  # noqa: E402
+from pipeline.describe.llm.cache import CompletionCache, fill, generate_cached  # noqa: E402
+from pipeline.describe.prompts import load_prompts  # noqa: E402
 
-CLASSES = ["annual crop land", "forest", "herbaceous vegetation land", "highway or road", "industrial buildings",
-           "pasture land", "permanent crop land", "residential buildings", "river", "sea or lake"]
+CLASSES = [
+    "annual crop land",
+    "forest",
+    "herbaceous vegetation land",
+    "highway or road",
+    "industrial buildings",
+    "pasture land",
+    "permanent crop land",
+    "residential buildings",
+    "river",
+    "sea or lake",
+]
 
 
 def main() -> None:
@@ -37,11 +48,12 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=2)
     args = parser.parse_args()
 
-    params = DescribeParams(source="llama_cpp", samples=args.samples, max_tokens=args.max_tokens,
-                            llama_cpp={"threads": args.threads})
+    params = DescribeParams(
+        source="llama_cpp", samples=args.samples, max_tokens=args.max_tokens, llama_cpp={"threads": args.threads}
+    )
     sampling = Sampling.from_params(params)
-    prompts = load_prompts(Path(__file__).resolve().parents[1] / "prompts" / "satellite.yaml")[:args.prompts]
-    requests = [(p, c) for c in CLASSES[:args.classes] for p in prompts]
+    prompts = load_prompts(Path(__file__).resolve().parents[1] / "prompts" / "satellite.yaml")[: args.prompts]
+    requests = [(p, c) for c in CLASSES[: args.classes] for p in prompts]
     backend = create_backend(params)
     clip_token_count("load CLIP's tokenizer before timing")
     answers = len(requests) * args.samples
@@ -54,9 +66,16 @@ def main() -> None:
         start, tokens = time.perf_counter(), 0
         for template, name in requests:
             for seed in sampling.sample_seeds():
-                out = backend.llm.create_completion(fill(template, name), max_tokens=sampling.max_tokens,
-                                                    temperature=sampling.temperature, top_p=sampling.top_p,
-                                                    top_k=0, min_p=0.0, stop=list(sampling.stop), seed=seed)
+                out = backend.llm.create_completion(
+                    fill(template, name),
+                    max_tokens=sampling.max_tokens,
+                    temperature=sampling.temperature,
+                    top_p=sampling.top_p,
+                    top_k=0,
+                    min_p=0.0,
+                    stop=list(sampling.stop),
+                    seed=seed,
+                )
                 tokens += out["usage"]["completion_tokens"]
         record("llama-cpp-python loop (baseline)", tokens, time.perf_counter() - start)
         with tempfile.TemporaryDirectory() as tmp:
@@ -70,8 +89,10 @@ def main() -> None:
     rows = [(label, answers, tokens, secs) for label, (tokens, secs) in runs.items()]
 
     base_rate = rows[0][1] / rows[0][3]
-    print(f"model {backend.identity['model']}, {len(requests)} prompts x {args.samples} samples, "
-          f"max_tokens {args.max_tokens}, threads {args.threads or 'default'}, fastest of {args.repeats}\n")
+    print(
+        f"model {backend.identity['model']}, {len(requests)} prompts x {args.samples} samples, "
+        f"max_tokens {args.max_tokens}, threads {args.threads or 'default'}, fastest of {args.repeats}\n"
+    )
     print("| run | descriptions | tokens | seconds | descriptions/s | tokens/s | descriptions/s vs baseline |")
     print("| --- | ---: | ---: | ---: | ---: | ---: | ---: |")
     for label, n, tok, secs in rows:

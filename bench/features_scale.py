@@ -4,6 +4,7 @@ split streams in parts, features stream into the output) and wall time with 2 pr
 
     python -m bench.features_scale [--images 2000] [--part-size 1024]
 """
+
 from __future__ import annotations
 
 import argparse
@@ -20,7 +21,7 @@ import pyarrow.parquet as pq
 import yaml
 from PIL import Image
 
-from pipeline.datasets import file_sha256
+from pipeline.data.datasets import file_sha256
 
 PROJECT = Path(__file__).resolve().parents[1]
 
@@ -34,8 +35,9 @@ def make_split(root: Path, split_dir: Path, n: int) -> None:
     ids = [f"x/{i:06d}.png" for i in range(n)]
     split_dir.mkdir(parents=True, exist_ok=True)
     for name, chosen in (("pool", ids), ("test", ids[:16])):
-        pq.write_table(pa.table({"id": chosen, "sha256": [file_sha256(root / i) for i in chosen]}),
-                       split_dir / f"{name}.parquet")
+        pq.write_table(
+            pa.table({"id": chosen, "sha256": [file_sha256(root / i) for i in chosen]}), split_dir / f"{name}.parquet"
+        )
 
 
 def params_file(path: Path, root: Path, part_size: int, nproc: int) -> Path:
@@ -51,12 +53,21 @@ def run_stage(params: Path, split_dir: Path, out: Path, nproc: int = 1) -> tuple
     """(wall seconds, peak RSS in MiB of the stage's largest process); the cores are split
     between the processes (NOLA_THREADS), so 2 processes do not oversubscribe them."""
     threads = os.cpu_count() or 1
-    cmd = [sys.executable, "-m", "pipeline.launch", "stages.features", "clip", "bench", str(split_dir), str(out),
-           "--params", str(params)]
+    cmd = [
+        sys.executable,
+        "-m",
+        "pipeline.core.launch",
+        "stages.features",
+        "clip",
+        "bench",
+        str(split_dir),
+        str(out),
+        "--params",
+        str(params),
+    ]
     start = time.perf_counter()
     env = {**os.environ, "PYTHONPATH": str(PROJECT), "NOLA_THREADS": str(max(1, threads // nproc))}
-    proc = subprocess.Popen(cmd, cwd=out.parent, env=env,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    proc = subprocess.Popen(cmd, cwd=out.parent, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     _, status, usage = os.wait4(proc.pid, 0)
     wall = time.perf_counter() - start
     if status != 0:
@@ -85,8 +96,10 @@ def main() -> None:
             params = params_file(tmp / f"q{nproc}.yaml", root, args.part_size, nproc)
             walls[nproc], peak = run_stage(params, split, tmp / f"procs{nproc}", nproc)
             print(f"{n:7d} images, {nproc} process(es): {walls[nproc]:6.1f} s wall, peak RSS {peak:6.0f} MiB")
-        print(f"2 processes / 1 process wall time: {walls[2] / walls[1]:.2f} "
-              f"(on {os.cpu_count()} CPU cores shared with other work: expect little gain)")
+        print(
+            f"2 processes / 1 process wall time: {walls[2] / walls[1]:.2f} "
+            f"(on {os.cpu_count()} CPU cores shared with other work: expect little gain)"
+        )
 
 
 if __name__ == "__main__":

@@ -9,6 +9,7 @@ so a gap between the two shows the decoding bound. A few minutes at most.
     python -m bench.gpu            # on the GPU machine
     python -m bench.gpu --tiny     # tiny models and images on whatever device there is: checks it runs
 """
+
 from __future__ import annotations
 
 import argparse
@@ -20,27 +21,38 @@ import numpy as np
 import torch
 from torch import nn
 
-from pipeline import hardware
-from pipeline.datasets import file_sha256
-from pipeline.features import ImageEncoder
-from pipeline.images import Preprocess
-from pipeline.models import create_clip, create_dino
-from pipeline.params import ClipParams, DinoParams, TuneParams
-from pipeline.tuning import param_groups, smoothed_cross_entropy, tune
-from pipeline.visual_prompts import PromptedCLIP
+from pipeline.core import hardware
+from pipeline.core.params import ClipParams, DinoParams, TuneParams
+from pipeline.data.datasets import file_sha256
+from pipeline.data.images import Preprocess
+from pipeline.encode.features import ImageEncoder
+from pipeline.method.tuning import param_groups, smoothed_cross_entropy, tune
+from pipeline.method.visual_prompts import PromptedCLIP
+from pipeline.models.factory import create_clip, create_dino
 
 from .common import IMAGES, forward_flops, matmul_flops, photo_like_jpegs, stage_extract, table, timed
 
 FULL = {
     "clip": ClipParams(model="ViT-B-32", pretrained=None),
     "dino": DinoParams(model="vit_base_patch16_224.dino", pretrained=False),
-    "images": 4096, "image_size": (500, 375), "batch_size": 256, "prompts": 50, "matmul": 8192,
+    "images": 4096,
+    "image_size": (500, 375),
+    "batch_size": 256,
+    "prompts": 50,
+    "matmul": 8192,
 }
 TINY = {
     "clip": ClipParams(model="nola-smoke-vit", pretrained=None),
-    "dino": DinoParams(model="vit_small_patch16_224.dino", pretrained=False,
-                       kwargs={"img_size": 64, "depth": 2, "embed_dim": 64, "num_heads": 2}),
-    "images": 48, "image_size": (96, 72), "batch_size": 16, "prompts": 4, "matmul": 512,
+    "dino": DinoParams(
+        model="vit_small_patch16_224.dino",
+        pretrained=False,
+        kwargs={"img_size": 64, "depth": 2, "embed_dim": 64, "num_heads": 2},
+    ),
+    "images": 48,
+    "image_size": (96, 72),
+    "batch_size": 16,
+    "prompts": 4,
+    "matmul": 512,
 }
 
 
@@ -50,8 +62,18 @@ def model_only(step, batch: int, repeats: int = 10) -> float:
     return batch * repeats / timed(lambda: [step() for _ in range(repeats)])
 
 
-def features_row(name: str, model: nn.Module, preprocess: Preprocess, cfg: dict, compute: hardware.Compute,
-                 ids: list[str], hashes: dict[str, str], workers: int, peak: float, out: Path) -> list:
+def features_row(
+    name: str,
+    model: nn.Module,
+    preprocess: Preprocess,
+    cfg: dict,
+    compute: hardware.Compute,
+    ids: list[str],
+    hashes: dict[str, str],
+    workers: int,
+    peak: float,
+    out: Path,
+) -> list:
     flops = forward_flops(model, preprocess.size)
     encode = ImageEncoder.prepare(model, preprocess, compute, cfg["batch_size"], workers)
     stage_extract(encode, IMAGES, ids[: cfg["batch_size"]], hashes, out)  # warm-up
@@ -64,8 +86,15 @@ def features_row(name: str, model: nn.Module, preprocess: Preprocess, cfg: dict,
 
     resident = model_only(forward, cfg["batch_size"])
     limit = peak / flops
-    return [f"features {name}", f"{e2e:.0f}", f"{resident:.0f}", f"{flops / 1e9:.3g}", f"{limit:.0f}",
-            f"{100 * e2e / limit:.1f}%", f"{100 * resident / limit:.1f}%"]
+    return [
+        f"features {name}",
+        f"{e2e:.0f}",
+        f"{resident:.0f}",
+        f"{flops / 1e9:.3g}",
+        f"{limit:.0f}",
+        f"{100 * e2e / limit:.1f}%",
+        f"{100 * resident / limit:.1f}%",
+    ]
 
 
 def tune_row(cfg: dict, compute: hardware.Compute, ids: list[str], workers: int, peak: float) -> list:
@@ -94,8 +123,15 @@ def tune_row(cfg: dict, compute: hardware.Compute, ids: list[str], workers: int,
 
     resident = model_only(step, cfg["batch_size"])
     limit = peak / flops
-    return [f"tune clip +{cfg['prompts']} prompts", f"{e2e:.0f}", f"{resident:.0f}", f"{flops / 1e9:.3g}",
-            f"{limit:.0f}", f"{100 * e2e / limit:.1f}%", f"{100 * resident / limit:.1f}%"]
+    return [
+        f"tune clip +{cfg['prompts']} prompts",
+        f"{e2e:.0f}",
+        f"{resident:.0f}",
+        f"{flops / 1e9:.3g}",
+        f"{limit:.0f}",
+        f"{100 * e2e / limit:.1f}%",
+        f"{100 * resident / limit:.1f}%",
+    ]
 
 
 def main() -> None:
@@ -114,15 +150,31 @@ def main() -> None:
     dino, dino_preprocess = create_dino(cfg["dino"])
     hashes = {i: file_sha256(IMAGES / i) for i in ids}
     with tempfile.TemporaryDirectory(prefix="nola-bench-gpu-") as tmp:
-        rows = [features_row(name, model, preprocess, cfg, compute, ids, hashes, args.workers, peak,
-                             Path(tmp) / "features.parquet")
-                for name, model, preprocess in (("clip", clip.visual, clip_preprocess),
-                                                ("dino", dino, dino_preprocess))]
+        rows = [
+            features_row(
+                name, model, preprocess, cfg, compute, ids, hashes, args.workers, peak, Path(tmp) / "features.parquet"
+            )
+            for name, model, preprocess in (("clip", clip.visual, clip_preprocess), ("dino", dino, dino_preprocess))
+        ]
     rows.append(tune_row(cfg, compute, ids, args.workers, peak))
-    print(f"{name}: {compute.precision}, bf16 matmul {peak / 1e12:.1f} TFLOP/s, {len(ids)} JPEGs "
-          f"{cfg['image_size'][0]}x{cfg['image_size'][1]}, batch {cfg['batch_size']}, {args.workers} loader workers")
-    print(table(["run", "end-to-end img/s", "model-only img/s", "GFLOP/img", "bf16 limit img/s", "e2e of limit",
-                 "model of limit"], rows))
+    print(
+        f"{name}: {compute.precision}, bf16 matmul {peak / 1e12:.1f} TFLOP/s, {len(ids)} JPEGs "
+        f"{cfg['image_size'][0]}x{cfg['image_size'][1]}, batch {cfg['batch_size']}, {args.workers} loader workers"
+    )
+    print(
+        table(
+            [
+                "run",
+                "end-to-end img/s",
+                "model-only img/s",
+                "GFLOP/img",
+                "bf16 limit img/s",
+                "e2e of limit",
+                "model of limit",
+            ],
+            rows,
+        )
+    )
 
 
 if __name__ == "__main__":

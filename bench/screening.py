@@ -3,6 +3,7 @@ alone (what split did before), on the same generated JPEGs, in the same run.
 
     python -m bench.screening [--images 400] [--workers 2]
 """
+
 from __future__ import annotations
 
 import argparse
@@ -13,9 +14,9 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from pipeline import image_check
-from pipeline.datasets import Collection, file_sha256
-from pipeline.params import DataParams
+from pipeline.core.params import DataParams
+from pipeline.data.datasets import Collection, file_sha256
+from pipeline.data.screening import screen
 
 
 def make_images(root: Path, n: int, size: tuple[int, int]) -> list[str]:
@@ -42,9 +43,11 @@ def measure(size: tuple[int, int], n: int, workers: int) -> None:
         ids = make_images(root, n, size)
         collection = Collection(root, ["x"], ids, [], [])
         hashing = seconds(lambda: [file_sha256(root / i) for i in ids])
-        screening = seconds(lambda: image_check.screen(collection, DataParams(), workers))
-    print(f"{size[0]}x{size[1]} JPEG, {n} files: hash only {n / hashing:,.0f} files/s, "
-          f"hash + decode ({workers} threads) {n / screening:,.0f} files/s, ratio {screening / hashing:.1f}x")
+        screening = seconds(lambda: screen(collection, DataParams(), workers))
+    print(
+        f"{size[0]}x{size[1]} JPEG, {n} files: hash only {n / hashing:,.0f} files/s, "
+        f"hash + decode ({workers} threads) {n / screening:,.0f} files/s, ratio {screening / hashing:.1f}x"
+    )
 
 
 def main() -> None:

@@ -1,6 +1,6 @@
 """Benchmark 2: prompt-tuning throughput, training images per second.
 
-This project's ``pipeline.tuning.tune`` (CLIP ViT-B/32 with 50 prompt tokens; DL labels computed
+This project's ``pipeline.method.tuning.tune`` (CLIP ViT-B/32 with 50 prompt tokens; DL labels computed
 once beforehand, autocast in the precision ``auto`` resolves to, fused AdamW, uint8 strong views
 from loader workers) against a step written as the reference trains: every step decodes the full
 image into a weak and a strong view, runs DINO ViT-B/16 and the alignment head on the weak view for
@@ -10,6 +10,7 @@ alternate chunk by chunk and the ratio is the median of the per-chunk time ratio
 
     python -m bench.tune [--images 128] [--batch-size 32] [--chunks 2] [--workers 2]
 """
+
 from __future__ import annotations
 
 import argparse
@@ -22,13 +23,13 @@ from torch import nn
 from torch.utils.data import DataLoader, Dataset
 from torchvision import transforms as T
 
-from pipeline import hardware
-from pipeline.alignment import AlignmentHead
-from pipeline.images import Preprocess
-from pipeline.models import create_clip, create_dino
-from pipeline.params import ClipParams, DinoParams, TuneParams
-from pipeline.tuning import param_groups, scaled_lr, smoothed_cross_entropy, tune
-from pipeline.visual_prompts import PromptedCLIP
+from pipeline.core import hardware
+from pipeline.core.params import ClipParams, DinoParams, TuneParams
+from pipeline.data.images import Preprocess
+from pipeline.method.alignment import AlignmentHead
+from pipeline.method.tuning import param_groups, scaled_lr, smoothed_cross_entropy, tune
+from pipeline.method.visual_prompts import PromptedCLIP
+from pipeline.models.factory import create_clip, create_dino
 
 from .common import IMAGES, chunked, interleaved, paired_ratio, photo_like_jpegs, setup_threads, table
 
@@ -46,14 +47,27 @@ class ReferenceViews(Dataset):
 
     def __init__(self, paths: list[Path], clip: Preprocess, dino: Preprocess):
         self.paths = paths
-        self.weak = T.Compose([T.Resize(dino.size, interpolation=T.InterpolationMode.BICUBIC),
-                               T.CenterCrop(dino.size), T.ToTensor(), T.Normalize(dino.mean, dino.std)])
+        self.weak = T.Compose(
+            [
+                T.Resize(dino.size, interpolation=T.InterpolationMode.BICUBIC),
+                T.CenterCrop(dino.size),
+                T.ToTensor(),
+                T.Normalize(dino.mean, dino.std),
+            ]
+        )
         jitter = T.ColorJitter(0.4, 0.4, 0.4, 0.1)
-        self.strong = T.Compose([
-            T.RandomResizedCrop(clip.size, scale=(0.2, 1.0), interpolation=T.InterpolationMode.BICUBIC),
-            T.RandomHorizontalFlip(), T.RandomApply([jitter], p=0.8), T.RandomPerspective(0.2, p=0.5), jitter,
-            T.GaussianBlur(2 * (clip.size // 20) + 1, sigma=(0.1, 2.0)), T.ToTensor(), T.Normalize(clip.mean, clip.std),
-        ])
+        self.strong = T.Compose(
+            [
+                T.RandomResizedCrop(clip.size, scale=(0.2, 1.0), interpolation=T.InterpolationMode.BICUBIC),
+                T.RandomHorizontalFlip(),
+                T.RandomApply([jitter], p=0.8),
+                T.RandomPerspective(0.2, p=0.5),
+                jitter,
+                T.GaussianBlur(2 * (clip.size // 20) + 1, sigma=(0.1, 2.0)),
+                T.ToTensor(),
+                T.Normalize(clip.mean, clip.std),
+            ]
+        )
 
     def __len__(self) -> int:
         return len(self.paths)
@@ -63,8 +77,9 @@ class ReferenceViews(Dataset):
         return self.weak(image), self.strong(image)
 
 
-def reference_epoch(model: PromptedCLIP, dino: nn.Module, head: nn.Module, loader: DataLoader,
-                    optimizer: torch.optim.Optimizer) -> None:
+def reference_epoch(
+    model: PromptedCLIP, dino: nn.Module, head: nn.Module, loader: DataLoader, optimizer: torch.optim.Optimizer
+) -> None:
     model.train()
     for weak, strong in loader:
         with torch.no_grad():
@@ -89,9 +104,13 @@ def run(images: int = 128, batch_size: int = 32, chunks: int = 2, workers: int =
     optimizer = torch.optim.AdamW(param_groups(reference_model, params.weight_decay), lr=scaled_lr(params))
 
     def reference(chunk: list[str]) -> None:
-        loader = DataLoader(ReferenceViews([IMAGES / i for i in chunk], preprocess, dino_preprocess),
-                            batch_size=batch_size, shuffle=True, drop_last=len(chunk) > batch_size,
-                            num_workers=workers)
+        loader = DataLoader(
+            ReferenceViews([IMAGES / i for i in chunk], preprocess, dino_preprocess),
+            batch_size=batch_size,
+            shuffle=True,
+            drop_last=len(chunk) > batch_size,
+            num_workers=workers,
+        )
         reference_epoch(reference_model, dino, head, loader, optimizer)
 
     def project(chunk: list[str]) -> None:
@@ -102,18 +121,34 @@ def run(images: int = 128, batch_size: int = 32, chunks: int = 2, workers: int =
         fn(ids[:batch_size])  # warm-up
     seconds = interleaved(runs, chunked(ids, chunks))
     baseline, project_rate = len(ids) / sum(seconds["baseline"]), len(ids) / sum(seconds["project"])
-    return {"images": len(ids), "batch_size": batch_size, "prompts": prompts, "workers": workers, "chunks": chunks,
-            "precision": compute.precision, "threads": torch.get_num_threads(), "baseline": baseline,
-            "project": project_rate, "ratio": paired_ratio(seconds["baseline"], seconds["project"])}
+    return {
+        "images": len(ids),
+        "batch_size": batch_size,
+        "prompts": prompts,
+        "workers": workers,
+        "chunks": chunks,
+        "precision": compute.precision,
+        "threads": torch.get_num_threads(),
+        "baseline": baseline,
+        "project": project_rate,
+        "ratio": paired_ratio(seconds["baseline"], seconds["project"]),
+    }
 
 
 def report(r: dict) -> str:
-    head = (f"prompt tuning, CLIP ViT-B/32 + {r['prompts']} prompt tokens ({r['threads']} threads, batch "
-            f"{r['batch_size']}, {r['workers']} workers, {r['chunks']} interleaved chunks; ratio = median of chunk "
-            f"ratios); project precision {r['precision']}")
-    return head + "\n" + table(
-        ["step", "images", "baseline img/s", "project img/s", "ratio"],
-        [["train", r["images"], f"{r['baseline']:.1f}", f"{r['project']:.1f}", f"{r['ratio']:.2f}x"]])
+    head = (
+        f"prompt tuning, CLIP ViT-B/32 + {r['prompts']} prompt tokens ({r['threads']} threads, batch "
+        f"{r['batch_size']}, {r['workers']} workers, {r['chunks']} interleaved chunks; ratio = median of chunk "
+        f"ratios); project precision {r['precision']}"
+    )
+    return (
+        head
+        + "\n"
+        + table(
+            ["step", "images", "baseline img/s", "project img/s", "ratio"],
+            [["train", r["images"], f"{r['baseline']:.1f}", f"{r['project']:.1f}", f"{r['ratio']:.2f}x"]],
+        )
+    )
 
 
 def main() -> None:

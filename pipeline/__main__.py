@@ -1,4 +1,5 @@
 """NoLA: label-free tuning of CLIP zero-shot classifiers. Each command has its own --help."""
+
 import subprocess
 import sys
 import textwrap
@@ -8,9 +9,9 @@ from typing import Annotated
 import typer
 import yaml
 
-from pipeline import datasets
-from pipeline.params import dataset_names, load_dataset
-from pipeline.stage import run_app
+from pipeline.core.params import dataset_names, load_dataset
+from pipeline.core.stage import run_app
+from pipeline.data import datasets
 
 app = typer.Typer(add_completion=False, pretty_exceptions_enable=False, help=__doc__)
 
@@ -31,7 +32,7 @@ def smoke(
     directory: Annotated[Path, typer.Argument(help="where to create the scratch DVC project")] = Path(".smoke"),
 ) -> None:
     """Run the whole pipeline offline on the smoke configuration in a scratch DVC project."""
-    from pipeline.project import PROJECT_ROOT, scaffold
+    from pipeline.cli.project import PROJECT_ROOT, scaffold
 
     project = scaffold(directory, yaml.safe_load((PROJECT_ROOT / "configs" / "smoke.yaml").read_text()))
     subprocess.run([sys.executable, "-m", "pipeline", "fetch-data"], cwd=project, check=True)
@@ -42,8 +43,13 @@ def smoke(
 
 @app.command()
 def predict(
-    images: Annotated[Path, typer.Argument(help="a folder of images (searched recursively) or a CSV / parquet "
-                                                "manifest with a 'path' column, relative to the manifest")],
+    images: Annotated[
+        Path,
+        typer.Argument(
+            help="a folder of images (searched recursively) or a CSV / parquet "
+            "manifest with a 'path' column, relative to the manifest"
+        ),
+    ],
     out: Annotated[Path, typer.Option("--out", "-o", help="the CSV to write")] = Path("predictions.csv"),
     dataset: Annotated[str | None, typer.Option(help="whose tuned model (default: the first in params.yaml)")] = None,
     tuned: Annotated[Path | None, typer.Option(help="the tune stage's artifact (default: the dataset's)")] = None,
@@ -53,8 +59,8 @@ def predict(
     num_workers: Annotated[int, typer.Option(min=0, help="image decoding processes")] = 0,
 ) -> None:
     """Classify new images with the tuned model: a CSV of the top-k classes and their probabilities."""
-    from pipeline.params import ClipParams, load_section
-    from pipeline.predict import predict_images
+    from pipeline.cli.predict import predict_images
+    from pipeline.core.params import ClipParams, load_section
 
     if tuned is None:
         name = dataset or dataset_names(params)[0]
@@ -66,7 +72,7 @@ def predict(
 @app.command()
 def info(project: Annotated[Path, typer.Option(help="the DVC project's root")] = Path(".")) -> None:
     """What each stage produced, which stages are stale (dvc status) and the metrics."""
-    from pipeline.project_info import report
+    from pipeline.cli.project_info import report
 
     typer.echo(report(project))
 
@@ -76,7 +82,7 @@ def list_datasets(
     name: Annotated[str | None, typer.Argument(help="one dataset: its details and params.yaml entry")] = None,
 ) -> None:
     """The supported datasets (data.source), their prompt domain and how to get them."""
-    from pipeline.benchmarks import BENCHMARKS, get_benchmark
+    from pipeline.data.benchmarks import BENCHMARKS, get_benchmark
 
     if name is None:
         typer.echo("data.source values: folder (root/<class>/<images>), manifest (CSV / parquet), synthetic, and:\n")
@@ -93,7 +99,7 @@ def list_datasets(
 @app.command()
 def models() -> None:
     """Suggested CLIP (open_clip) and DINO (timm) models."""
-    from pipeline.model_catalog import table
+    from pipeline.models.catalog import table
 
     typer.echo(table())
 

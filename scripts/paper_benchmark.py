@@ -7,6 +7,7 @@
     python scripts/paper_benchmark.py table                      # reads artifacts/*/evaluate/metrics.json
     dvc exp show --json > exps.json && python scripts/paper_benchmark.py table --exp-show exps.json
 """
+
 from __future__ import annotations
 
 import sys
@@ -18,12 +19,23 @@ import yaml
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from pipeline import paper_table  # noqa: E402
-from pipeline.benchmarks import get_benchmark  # noqa: E402
-from pipeline.stage import run_app  # noqa: E402
+from pipeline.core.stage import run_app  # noqa: E402
+from pipeline.data.benchmarks import get_benchmark  # noqa: E402
+from pipeline.report import paper_table  # noqa: E402
 
-PAPER_DATASETS = ["imagenet", "caltech101", "dtd", "eurosat", "fgvc_aircraft", "food101", "flowers102",
-                  "oxford_pets", "stanford_cars", "sun397", "ucf101"]
+PAPER_DATASETS = [
+    "imagenet",
+    "caltech101",
+    "dtd",
+    "eurosat",
+    "fgvc_aircraft",
+    "food101",
+    "flowers102",
+    "oxford_pets",
+    "stanford_cars",
+    "sun397",
+    "ucf101",
+]
 app = typer.Typer(add_completion=False, pretty_exceptions_enable=False, help=__doc__)
 Names = Annotated[list[str] | None, typer.Argument(help="datasets (default: the paper's 11)")]
 
@@ -37,8 +49,12 @@ def params(names: Names = None) -> None:
 
 @app.command()
 def table(
-    metrics: Annotated[list[str] | None, typer.Argument(help="metrics.json files: NAME=path or path/NAME.json "
-                                                            "(default: artifacts/*/evaluate/metrics.json)")] = None,
+    metrics: Annotated[
+        list[str] | None,
+        typer.Argument(
+            help="metrics.json files: NAME=path or path/NAME.json (default: artifacts/*/evaluate/metrics.json)"
+        ),
+    ] = None,
     exp_show: Annotated[Path | None, typer.Option(help="the output of dvc exp show --json")] = None,
     out: Annotated[Path | None, typer.Option(help="write the table here instead of printing it")] = None,
 ) -> None:

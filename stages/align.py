@@ -1,14 +1,15 @@
 """Stage align: DINO features of the pseudo-labelled images -> alignment head -> DL label per pool image."""
+
 from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
 
-from pipeline import alignment
-from pipeline.artifacts import ArtifactError, check_encoder, read_features, read_table, write_table, write_tensors
-from pipeline.models import dino_identity
-from pipeline.params import AlignParams, DinoParams, load_section
-from pipeline.stage import log, run
+from pipeline.core.artifacts import ArtifactError, check_encoder, read_features, read_table, write_table, write_tensors
+from pipeline.core.params import AlignParams, DinoParams, load_section
+from pipeline.core.stage import log, run
+from pipeline.method import alignment
+from pipeline.models.factory import dino_identity
 
 
 def main(dino_pool: Path, pseudo_labels: Path, out_dir: Path, params: Path = Path("params.yaml")) -> None:
@@ -27,17 +28,36 @@ def main(dino_pool: Path, pseudo_labels: Path, out_dir: Path, params: Path = Pat
     x = features[[row[i] for i in selected.column("id").to_pylist()]]
     y = selected.column("label").to_numpy()
     head, history = alignment.train_head(x, y, len(classes), cfg.hidden, cfg.lr, cfg.batch_size, cfg.epochs, cfg.seed)
-    write_tensors(out_dir / "head.safetensors", head.state_dict(),
-                  {**dino_identity(dino), "classes": classes, "hidden": cfg.hidden, "in_dim": int(x.shape[1]),
-                   "preprocess": meta["preprocess"]})
+    write_tensors(
+        out_dir / "head.safetensors",
+        head.state_dict(),
+        {
+            **dino_identity(dino),
+            "classes": classes,
+            "hidden": cfg.hidden,
+            "in_dim": int(x.shape[1]),
+            "preprocess": meta["preprocess"],
+        },
+    )
     label, conf = alignment.predict(head, features)
-    write_table(out_dir / "dl_labels.parquet", pa.table({
-        "id": pa.array(ids, type=pa.string()),
-        "label": pa.array(label.astype(np.int32)),
-        "prob": pa.array(conf.astype(np.float32)),
-    }), {"classes": classes})
-    log.info("align: head trained on %d images (final loss %.4f); DL labels for %d pool images -> %s",
-             len(y), history[-1], len(ids), out_dir)
+    write_table(
+        out_dir / "dl_labels.parquet",
+        pa.table(
+            {
+                "id": pa.array(ids, type=pa.string()),
+                "label": pa.array(label.astype(np.int32)),
+                "prob": pa.array(conf.astype(np.float32)),
+            }
+        ),
+        {"classes": classes},
+    )
+    log.info(
+        "align: head trained on %d images (final loss %.4f); DL labels for %d pool images -> %s",
+        len(y),
+        history[-1],
+        len(ids),
+        out_dir,
+    )
 
 
 if __name__ == "__main__":

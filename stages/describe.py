@@ -1,10 +1,11 @@
 """Stage describe: class names (+ the domain's prompt file) -> descriptions.json (class -> sentences)."""
+
 from pathlib import Path
 
-from pipeline.artifacts import read_json, write_json
-from pipeline.descriptions import describe_classes
-from pipeline.params import DescribeParams, load_section
-from pipeline.stage import log, run
+from pipeline.core.artifacts import read_json, write_json
+from pipeline.core.params import DescribeParams, load_section
+from pipeline.core.stage import log, run
+from pipeline.describe.descriptions import describe_classes
 
 
 def main(classes_json: Path, prompts: Path, out: Path, params: Path = Path("params.yaml")) -> None:
@@ -12,8 +13,9 @@ def main(classes_json: Path, prompts: Path, out: Path, params: Path = Path("para
     classes = read_json(classes_json)["classes"]
     doc = describe_classes(describe, classes, prompts)
     write_json(out, doc)
-    log.info("describe: %d sentences for %d classes -> %s",
-             sum(map(len, doc["descriptions"].values())), len(classes), out)
+    log.info(
+        "describe: %d sentences for %d classes -> %s", sum(map(len, doc["descriptions"].values())), len(classes), out
+    )
     if doc.get("cleaning"):
         log.info("describe: cleaning %s", doc["cleaning"])
     if doc.get("fallback"):

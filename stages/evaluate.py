@@ -1,13 +1,11 @@
 """Stage evaluate: the only stage that reads labels -> metrics.json, per-class accuracy, confusion."""
+
 from pathlib import Path
 
 import numpy as np
 import torch
 
-from pipeline import evaluation as ev
-from pipeline.alignment import head_from_state
-from pipeline.alignment import predict as dl_predict
-from pipeline.artifacts import (
+from pipeline.core.artifacts import (
     check_encoder,
     read_features,
     read_json,
@@ -16,18 +14,30 @@ from pipeline.artifacts import (
     write_csv,
     write_json,
 )
-from pipeline.datasets import image_root, read_ids
-from pipeline.models import clip_identity, create_clip
-from pipeline.params import ClipParams, EvaluateParams, load_dataset, load_section
-from pipeline.stage import log, run
-from pipeline.summary_plot import render_summary
-from pipeline.text_classifier import zero_shot_probs
-from pipeline.tuning import predict as tuned_predict
-from pipeline.visual_prompts import prompted_from_state
+from pipeline.core.params import ClipParams, EvaluateParams, load_dataset, load_section
+from pipeline.core.stage import log, run
+from pipeline.data.datasets import image_root, read_ids
+from pipeline.method.alignment import head_from_state
+from pipeline.method.alignment import predict as dl_predict
+from pipeline.method.text_classifier import zero_shot_probs
+from pipeline.method.tuning import predict as tuned_predict
+from pipeline.method.visual_prompts import prompted_from_state
+from pipeline.models.factory import clip_identity, create_clip
+from pipeline.report import evaluation as ev
+from pipeline.report.summary_plot import render_summary
 
 
-def main(dataset: str, split_dir: Path, features_dir: Path, classifiers: Path, pseudo_labels: Path, head: Path,
-         prompt: Path, out_dir: Path, params: Path = Path("params.yaml")) -> None:
+def main(
+    dataset: str,
+    split_dir: Path,
+    features_dir: Path,
+    classifiers: Path,
+    pseudo_labels: Path,
+    head: Path,
+    prompt: Path,
+    out_dir: Path,
+    params: Path = Path("params.yaml"),
+) -> None:
     data = load_dataset(params, dataset).data
     clip = load_section(params, "clip", ClipParams)
     cfg = load_section(params, "evaluate", EvaluateParams)
@@ -63,8 +73,9 @@ def main(dataset: str, split_dir: Path, features_dir: Path, classifiers: Path, p
         "dl": dl_predict(head_from_state(head_state), dino_test)[0],
     }
     tuned = prompted_from_state(model.visual, state, prompt_meta["logit_scale"])
-    predictions["nola"] = tuned_predict(tuned, image_root(data), test_ids, preprocess,
-                                        cfg.batch_size, cfg.num_workers).argmax(-1)
+    predictions["nola"] = tuned_predict(
+        tuned, image_root(data), test_ids, preprocess, cfg.batch_size, cfg.num_workers
+    ).argmax(-1)
 
     selected = selected.to_pandas()
     known = selected[selected["id"].isin(truth.keys())]
@@ -74,17 +85,25 @@ def main(dataset: str, split_dir: Path, features_dir: Path, classifiers: Path, p
     metrics["pseudo_labels"] = {
         "count": len(selected),
         "precision": ev.accuracy(known["label"].to_numpy(), np.array([truth[i] for i in known["id"]]))
-        if len(known) else None,
+        if len(known)
+        else None,
     }
     metrics["data"] = {"test_images": len(y), "classes": len(classes)}
     write_json(out_dir / "metrics.json", metrics)
     per_class = {name: ev.per_class_accuracy(pred, y, len(classes)) for name, pred in predictions.items()}
-    write_csv(out_dir / "per_class.csv",
-              [{"class": c, **{n: per_class[n][i] for n in per_class}} for i, c in enumerate(classes)],
-              ["class", *per_class])
+    write_csv(
+        out_dir / "per_class.csv",
+        [{"class": c, **{n: per_class[n][i] for n in per_class}} for i, c in enumerate(classes)],
+        ["class", *per_class],
+    )
     write_csv(out_dir / "confusion.csv", ev.confusion_rows(predictions["nola"], y, classes), ["actual", "predicted"])
-    render_summary(out_dir / "summary.png", f"NoLA on {dataset}: {len(classes)} classes, {len(y)} test images",
-                   accuracy, classes, per_class)
+    render_summary(
+        out_dir / "summary.png",
+        f"NoLA on {dataset}: {len(classes)} classes, {len(y)} test images",
+        accuracy,
+        classes,
+        per_class,
+    )
     log.info("evaluate: %s", ", ".join(f"{n} {a:.3f}" for n, a in accuracy.items()))
 
 

@@ -1,16 +1,17 @@
 """Stage tune: DL labels + strong views -> prompt tokens, LayerNorms and classifier of CLIP."""
+
 from dataclasses import asdict
 from pathlib import Path
 
-from pipeline import hardware
-from pipeline.artifacts import check_encoder, read_table, read_tensors, write_csv, write_tensors
-from pipeline.datasets import image_root
-from pipeline.distributed import process_group
-from pipeline.models import clip_identity, create_clip
-from pipeline.params import ClipParams, ComputeParams, TuneParams, load_dataset, load_section
-from pipeline.stage import log, run
-from pipeline.tuning import scaled_lr, tune
-from pipeline.visual_prompts import PromptedCLIP
+from pipeline.core import hardware
+from pipeline.core.artifacts import check_encoder, read_table, read_tensors, write_csv, write_tensors
+from pipeline.core.distributed import process_group
+from pipeline.core.params import ClipParams, ComputeParams, TuneParams, load_dataset, load_section
+from pipeline.core.stage import log, run
+from pipeline.data.datasets import image_root
+from pipeline.method.tuning import scaled_lr, tune
+from pipeline.method.visual_prompts import PromptedCLIP
+from pipeline.models.factory import clip_identity, create_clip
 
 
 def main(dataset: str, dl_labels: Path, classifiers: Path, out_dir: Path, params: Path = Path("params.yaml")) -> None:
@@ -26,20 +27,45 @@ def main(dataset: str, dl_labels: Path, classifiers: Path, out_dir: Path, params
     model, preprocess, _ = create_clip(clip)
     logit_scale = float(tensors["logit_scale"])
     prompted = PromptedCLIP(model.visual, tensors["cde"], cfg.prompt_tokens, logit_scale)
-    log.info("tune: %d pool images, %d prompt tokens, batch %d, lr %.2e, %d epochs (%s, %s)",
-             labels.num_rows, cfg.prompt_tokens, cfg.batch_size, scaled_lr(cfg), cfg.epochs, hw.device.type,
-             hw.precision)
+    log.info(
+        "tune: %d pool images, %d prompt tokens, batch %d, lr %.2e, %d epochs (%s, %s)",
+        labels.num_rows,
+        cfg.prompt_tokens,
+        cfg.batch_size,
+        scaled_lr(cfg),
+        cfg.epochs,
+        hw.device.type,
+        hw.precision,
+    )
     with process_group(compute.backend, hw.device.type) as group:
-        history = tune(prompted, image_root(data), labels.column("id").to_pylist(),
-                       labels.column("label").to_numpy(), preprocess, cfg, group, hw)
+        history = tune(
+            prompted,
+            image_root(data),
+            labels.column("id").to_pylist(),
+            labels.column("label").to_numpy(),
+            preprocess,
+            cfg,
+            group,
+            hw,
+        )
     if not group.is_main:
         return
-    write_tensors(out_dir / "prompt.safetensors", prompted.trainable_state(),
-                  {**clip_identity(clip), "classes": meta["classes"], "prompt_tokens": cfg.prompt_tokens,
-                   "logit_scale": logit_scale, "preprocess": preprocess.as_dict(), "compute": hw.as_dict()})
+    write_tensors(
+        out_dir / "prompt.safetensors",
+        prompted.trainable_state(),
+        {
+            **clip_identity(clip),
+            "classes": meta["classes"],
+            "prompt_tokens": cfg.prompt_tokens,
+            "logit_scale": logit_scale,
+            "preprocess": preprocess.as_dict(),
+            "compute": hw.as_dict(),
+        },
+    )
     write_csv(out_dir / "log.csv", [asdict(h) for h in history], ["epoch", "loss", "agreement", "lr"])
-    log.info("tune: final loss %.4f, agreement with DL labels %.3f -> %s",
-             history[-1].loss, history[-1].agreement, out_dir)
+    log.info(
+        "tune: final loss %.4f, agreement with DL labels %.3f -> %s", history[-1].loss, history[-1].agreement, out_dir
+    )
 
 
 if __name__ == "__main__":

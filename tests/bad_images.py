@@ -1,6 +1,7 @@
 """The gauntlet: one writer per kind of dirty image file, and the test helper that makes root
 really unable to read a chmod-000 file. Each writer takes a path and a seed (different seeds give
 different bytes, so the pool and test copies of a case are not duplicates of each other)."""
+
 from __future__ import annotations
 
 import ctypes

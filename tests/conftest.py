@@ -1,5 +1,6 @@
 """Shared fixtures. Nothing here reaches the network: models are random-weight builds of real
 open_clip / timm architectures, images are generated, DVC analytics are off."""
+
 from __future__ import annotations
 
 import os
@@ -30,22 +31,22 @@ def sh(*cmd: str, cwd: Path, env: dict | None = None) -> subprocess.CompletedPro
 
 
 def make_dvc_project(path: Path, params: dict) -> Path:
-    from pipeline.project import scaffold
+    from pipeline.cli.project import scaffold
 
     return scaffold(path, params)
 
 
 @pytest.fixture(scope="session")
 def smoke_model():
-    from pipeline.models import create_clip
-    from pipeline.params import ClipParams
+    from pipeline.core.params import ClipParams
+    from pipeline.models.factory import create_clip
 
     return create_clip(ClipParams(**smoke_params()["clip"]))
 
 
 @pytest.fixture(scope="session")
 def synthetic_root(tmp_path_factory) -> Path:
-    from pipeline import synthetic
+    from pipeline.data import synthetic
 
     return synthetic.generate(tmp_path_factory.mktemp("synthetic") / "images", classes=3, per_class=6, size=48)
 

@@ -5,7 +5,7 @@ import pyarrow.parquet as pq
 import pytest
 import torch
 
-from pipeline.artifacts import (
+from pipeline.core.artifacts import (
     ArtifactError,
     atomic_path,
     check_encoder,

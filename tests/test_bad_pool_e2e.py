@@ -1,6 +1,7 @@
 """A pool where about 10% of the files are bad, through real `dvc repro`: the run completes, the
 skip report is exact, and every other artifact is byte-identical to the clean smoke run's. Stale
 artifacts (other preprocessing, other class list) are refused with the stage to rerun."""
+
 from __future__ import annotations
 
 import json
@@ -15,15 +16,22 @@ import pytest
 import yaml
 from bad_images import CASES
 
-from pipeline.artifacts import read_features, write_features
+from pipeline.core.artifacts import read_features, write_features
 
 from conftest import make_dvc_project, sh, smoke_params
 
 # (class folder, case) -> reason; 11 bad files next to the 96 good ones of the smoke set.
-BAD = [("circle", "zero-byte"), ("square", "zero-byte"), ("stripes", "zero-byte"),
-       ("circle", "truncated JPEG"), ("triangle", "truncated JPEG"),
-       ("square", "text file named .jpg"), ("stripes", "text file named .jpg"),
-       ("triangle", "decompression bomb"), ("circle", "decompression bomb")]
+BAD = [
+    ("circle", "zero-byte"),
+    ("square", "zero-byte"),
+    ("stripes", "zero-byte"),
+    ("circle", "truncated JPEG"),
+    ("triangle", "truncated JPEG"),
+    ("square", "text file named .jpg"),
+    ("stripes", "text file named .jpg"),
+    ("triangle", "decompression bomb"),
+    ("circle", "decompression bomb"),
+]
 # copies whose ids sort after their originals: with a seeded split the first id is the one kept
 DUPLICATES = [("square/square_004.png", "square/zz copy of 4.png"), ("circle/circle_002.jpg", "square/zz copy.jpg")]
 
@@ -107,6 +115,8 @@ def test_artifacts_made_for_another_class_list_are_refused(dirty_run, tmp_path):
     (project / "params.yaml").write_text(yaml.safe_dump(params))
     assert run_stage(project, "split@synthetic").returncode == 0
     message = refused(run_stage(project, "evaluate@synthetic"))
-    assert "classifiers.safetensors: made with classes=['circle', 'square', 'stripes', 'triangle'] but the current " \
-           "settings give ['ring', 'box', 'band', 'wedge']" in message
+    assert (
+        "classifiers.safetensors: made with classes=['circle', 'square', 'stripes', 'triangle'] but the current "
+        "settings give ['ring', 'box', 'band', 'wedge']" in message
+    )
     assert "rerun the 'text_classifier' stage" in message

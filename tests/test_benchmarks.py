@@ -4,6 +4,7 @@ Where torchvision's own class accepts the tiny tree, the test also checks that i
 images and labels as our reader (so the tree really is torchvision's layout). Flowers102 is the
 exception: torchvision checks the MD5 of its two .mat files, which a tiny tree cannot match.
 """
+
 from __future__ import annotations
 
 import json
@@ -18,10 +19,10 @@ import yaml
 from PIL import Image
 from scipy.io import savemat
 
-from pipeline import datasets
-from pipeline.benchmarks import BENCHMARKS, export_image_folder
-from pipeline.datasets import DatasetError, create_dataset
-from pipeline.params import DataParams
+from pipeline.core.params import DataParams
+from pipeline.data import datasets
+from pipeline.data.benchmarks import BENCHMARKS, export_image_folder
+from pipeline.data.datasets import DatasetError, create_dataset
 
 from conftest import PROJECT
 
@@ -90,8 +91,11 @@ def test_dtd_with_a_coop_split_file(tmp_path):
     for c in ("banded", "bubbly"):
         _img(base / c / "a.jpg")
         _img(base / c / "b.jpg")
-    split = {"train": [["banded/a.jpg", 0, "banded"], ["bubbly/a.jpg", 1, "bubbly"]], "val": [],
-             "test": [["banded/b.jpg", 0, "banded"], ["bubbly/b.jpg", 1, "bubbly"]]}
+    split = {
+        "train": [["banded/a.jpg", 0, "banded"], ["bubbly/a.jpg", 1, "bubbly"]],
+        "val": [],
+        "test": [["banded/b.jpg", 0, "banded"], ["bubbly/b.jpg", 1, "bubbly"]],
+    }
     _write(tmp_path / "split_zhou_DescribableTextures.json", json.dumps(split))
     params, c = _load("dtd", tmp_path, split_file=str(tmp_path / "split_zhou_DescribableTextures.json"))
     assert c.pool == ["banded/a.jpg", "bubbly/a.jpg"] and c.test_labels == [0, 1]
@@ -103,8 +107,14 @@ def test_flowers102_reads_the_mat_files_directly(tmp_path):
     for i in range(1, 7):
         _img(base / "jpg" / f"image_{i:05d}.jpg", i)
     savemat(base / "imagelabels.mat", {"labels": np.array([[1, 1, 2, 2, 102, 102]], dtype=np.uint8)})
-    savemat(base / "setid.mat", {"trnid": np.array([[1, 3]], dtype=np.uint16), "valid": np.array([[5]]),
-                                 "tstid": np.array([[2, 4, 6]], dtype=np.uint16)})
+    savemat(
+        base / "setid.mat",
+        {
+            "trnid": np.array([[1, 3]], dtype=np.uint16),
+            "valid": np.array([[5]]),
+            "tstid": np.array([[2, 4, 6]], dtype=np.uint16),
+        },
+    )
     params, c = _load("flowers102", tmp_path)
     assert len(c.classes) == 102 and c.classes[0] == "pink primrose"
     assert c.pool == ["image_00001.jpg", "image_00003.jpg", "image_00005.jpg"]
@@ -150,8 +160,10 @@ def _cars_annotations(path: Path, rows: list[tuple[str, int]]) -> None:
 def test_stanford_cars_reads_the_devkit_mat_files(tmp_path):
     base = tmp_path / "stanford_cars"
     (base / "devkit").mkdir(parents=True)
-    savemat(base / "devkit/cars_meta.mat",
-            {"class_names": np.array(["AM General Hummer SUV 2000", "Acura RL Sedan 2012"], dtype=object)})
+    savemat(
+        base / "devkit/cars_meta.mat",
+        {"class_names": np.array(["AM General Hummer SUV 2000", "Acura RL Sedan 2012"], dtype=object)},
+    )
     _cars_annotations(base / "devkit/cars_train_annos.mat", [("00001.jpg", 1), ("00002.jpg", 2), ("00003.jpg", 2)])
     _cars_annotations(base / "cars_test_annos_withlabels.mat", [("00001.jpg", 2), ("00002.jpg", 1)])
     for f in ("00001.jpg", "00002.jpg", "00003.jpg"):
@@ -215,8 +227,12 @@ def test_cifar_export_and_its_image_folders(tmp_path):
     assert not list(tmp_path.glob("*.partial"))
     params, c = _load("cifar100", tmp_path)
     assert c.classes == ["airplane", "aquarium fish"]
-    assert c.pool == ["train/airplane/00000.png", "train/airplane/00002.png",
-                      "train/aquarium_fish/00001.png", "train/aquarium_fish/00003.png"]
+    assert c.pool == [
+        "train/airplane/00000.png",
+        "train/airplane/00002.png",
+        "train/aquarium_fish/00001.png",
+        "train/aquarium_fish/00003.png",
+    ]
     assert c.test == ["test/airplane/00000.png", "test/aquarium_fish/00001.png"] and c.test_labels == [0, 1]
     assert datasets.fetch(params) == tmp_path, "an existing export is used as it is"
     _all_files_exist(params, c)
@@ -236,10 +252,13 @@ def test_imagenet_folders_with_classnames_file(tmp_path):
         create_dataset(params)
 
 
-@pytest.mark.parametrize(("name", "folders", "expected"), [
-    ("resisc45", ["baseball_diamond", "sea_ice"], ["baseball diamond", "sea ice"]),
-    ("ucf101", ["ApplyEyeMakeup", "Apply_Lipstick"], ["apply eye makeup", "apply lipstick"]),
-])
+@pytest.mark.parametrize(
+    ("name", "folders", "expected"),
+    [
+        ("resisc45", ["baseball_diamond", "sea_ice"], ["baseball diamond", "sea ice"]),
+        ("ucf101", ["ApplyEyeMakeup", "Apply_Lipstick"], ["apply eye makeup", "apply lipstick"]),
+    ],
+)
 def test_folder_benchmarks_clean_names(tmp_path, name, folders, expected):
     for f in folders:
         for i in range(3):
@@ -262,7 +281,7 @@ def test_missing_metadata_names_the_file(tmp_path):
 
 
 def test_registry_matches_params_and_its_entries_validate():
-    from pipeline.params import DatasetParams
+    from pipeline.core.params import DatasetParams
 
     sources = typing.get_args(DataParams.model_fields["source"].annotation)
     assert set(BENCHMARKS) <= set(sources)

@@ -1,4 +1,5 @@
 """Cleaning raw answers into sentences CLIP can use, the template fallback, and the domain prompt files."""
+
 from __future__ import annotations
 
 import json
@@ -6,18 +7,20 @@ from pathlib import Path
 
 import pytest
 
-from pipeline.cleaning import CLIP_CONTEXT, clean_sentences, clip_token_count, fit_clip_context, normalise
-from pipeline.descriptions import describe_classes
-from pipeline.params import DescribeParams
-from pipeline.prompts import PromptError, load_prompts
+from pipeline.core.params import DescribeParams
+from pipeline.describe.cleaning import CLIP_CONTEXT, clean_sentences, clip_token_count, fit_clip_context, normalise
+from pipeline.describe.descriptions import describe_classes
+from pipeline.describe.prompts import PromptError, load_prompts
 
 PROMPTS = Path(__file__).resolve().parents[1] / "prompts"
 DOMAINS = ["actions", "aircraft", "cars", "flowers", "food", "generic", "pets", "satellite", "scenes", "textures"]
 
 
 def test_normalise_removes_control_tokens_characters_and_markers():
-    assert normalise("<start_of_image><start_of_image>The <em>heat map</em>\x00 shows\tforests") == \
-        "The heat map shows forests."
+    assert (
+        normalise("<start_of_image><start_of_image>The <em>heat map</em>\x00 shows\tforests")
+        == "The heat map shows forests."
+    )
     assert normalise("\n\n* 1) a field of wheat,") == "a field of wheat."
     assert normalise("  A)  green   squares\u200b of crops!") == "green squares of crops!"
     assert normalise(" \n\t ") == "" and normalise("<|eot_id|>") == "" and normalise(", ;") == ""
@@ -37,7 +40,7 @@ def test_long_sentences_are_cut_to_the_longest_prefix_that_fits_clip():
     cut = kept[0]
     assert clip_token_count(cut) <= CLIP_CONTEXT and cut.endswith(".")
     n_words = len(cut.split())
-    one_more = " ".join(long.split()[:n_words + 1]) + "."
+    one_more = " ".join(long.split()[: n_words + 1]) + "."
     assert clip_token_count(one_more) > CLIP_CONTEXT
     endless = "x" * 1000
     assert clip_token_count(fit_clip_context(endless)) <= CLIP_CONTEXT < clip_token_count(endless)
@@ -50,13 +53,16 @@ def test_every_domain_has_a_prompt_file():
         assert len(prompts) == 6 and all("{}" in p for p in prompts)
 
 
-@pytest.mark.parametrize(("text", "message"), [
-    (None, "no prompt file for this domain"),
-    ('prompts: ["a {}", "b"]\n', "these have none: ['b']"),
-    ('prompts: ["a {}", "a {}"]\n', "more than once"),
-    ('- "a {}"\n', "expected 'prompts:'"),
-    ('prompts: ["a {}"\n', "not valid YAML"),
-])
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        (None, "no prompt file for this domain"),
+        ('prompts: ["a {}", "b"]\n', "these have none: ['b']"),
+        ('prompts: ["a {}", "a {}"]\n', "more than once"),
+        ('- "a {}"\n', "expected 'prompts:'"),
+        ('prompts: ["a {}"\n', "not valid YAML"),
+    ],
+)
 def test_bad_prompt_files_name_the_file_and_the_fix(tmp_path, text, message):
     path = tmp_path / "mine.yaml"
     if text is not None:
@@ -72,8 +78,9 @@ def test_bad_prompt_files_name_the_file_and_the_fix(tmp_path, text, message):
 
 def test_a_class_without_usable_sentences_falls_back_to_the_templates(tmp_path):
     file = tmp_path / "descriptions.json"
-    file.write_text(json.dumps({"cat": ["a cat asleep\x00 on a sofa", "A cat asleep on a sofa."],
-                                "dog": ["dog", " \n ", "Dog."]}))
+    file.write_text(
+        json.dumps({"cat": ["a cat asleep\x00 on a sofa", "A cat asleep on a sofa."], "dog": ["dog", " \n ", "Dog."]})
+    )
     params = DescribeParams(source="file", file=str(file), templates=["a photo of a {}.", "a {} outdoors."])
     doc = describe_classes(params, ["cat", "dog"])
     assert doc["descriptions"] == {"cat": ["a cat asleep on a sofa."], "dog": ["a photo of a dog.", "a dog outdoors."]}

@@ -1,5 +1,6 @@
 """The user CLI without a pipeline run: help, datasets, models, predict's input handling, the
 installed entry point, and progress output."""
+
 from __future__ import annotations
 
 import logging
@@ -13,12 +14,12 @@ import pytest
 import yaml
 from typer.testing import CliRunner
 
-from pipeline import model_catalog
 from pipeline.__main__ import app
-from pipeline.benchmarks import BENCHMARKS
-from pipeline.errors import DatasetError
-from pipeline.predict import PredictError, list_images, top_k
-from pipeline.progress import track
+from pipeline.cli.predict import PredictError, list_images, top_k
+from pipeline.core.errors import DatasetError
+from pipeline.core.progress import track
+from pipeline.data.benchmarks import BENCHMARKS
+from pipeline.models.factory import model_catalog
 
 from conftest import PROJECT, sh
 
@@ -61,11 +62,28 @@ def test_installed_nola_command(tmp_path):
     src.mkdir()
     for name in ("pyproject.toml", "pipeline", "stages"):
         (shutil.copytree if (PROJECT / name).is_dir() else shutil.copy)(PROJECT / name, src / name)
-    sh(sys.executable, "-m", "pip", "install", "--quiet", "--disable-pip-version-check", "--no-deps",
-       "--no-build-isolation", "--target", str(tmp_path / "site"), str(src), cwd=tmp_path)
-    assert (tmp_path / "site/pipeline/model_configs/nola-smoke-vit.json").is_file()
-    bad = subprocess.run([str(tmp_path / "site/bin/nola"), "info", "--project", str(tmp_path)], cwd=tmp_path,
-                         capture_output=True, text=True, env={"PYTHONPATH": str(tmp_path / "site"), "PATH": ""})
+    sh(
+        sys.executable,
+        "-m",
+        "pip",
+        "install",
+        "--quiet",
+        "--disable-pip-version-check",
+        "--no-deps",
+        "--no-build-isolation",
+        "--target",
+        str(tmp_path / "site"),
+        str(src),
+        cwd=tmp_path,
+    )
+    assert (tmp_path / "site/pipeline/models/configs/nola-smoke-vit.json").is_file()
+    bad = subprocess.run(
+        [str(tmp_path / "site/bin/nola"), "info", "--project", str(tmp_path)],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        env={"PYTHONPATH": str(tmp_path / "site"), "PATH": ""},
+    )
     assert bad.returncode == 2 and "no dvc.yaml here" in bad.stderr, "errors go through run_app"
     assert "Traceback" not in bad.stderr
 

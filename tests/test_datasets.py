@@ -4,10 +4,10 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from pipeline import datasets, synthetic
-from pipeline.datasets import DatasetError, create_dataset
-from pipeline.images import load_rgb
-from pipeline.params import DataParams
+from pipeline.core.params import DataParams
+from pipeline.data import datasets, synthetic
+from pipeline.data.datasets import DatasetError, create_dataset
+from pipeline.data.images import load_rgb
 
 
 def _tree(root, names, per_class=5, suffix=".jpg"):
@@ -57,9 +57,7 @@ def test_manifest_with_split_and_unlabeled_pool(tmp_path):
     root = _tree(tmp_path / "imgs", ["x", "y"], per_class=3)
     manifest = tmp_path / "m.csv"
     manifest.write_text(
-        "path,label,split\n"
-        "x/0.jpg,x,test\ny/0.jpg,y,test\n"
-        "x/1.jpg,,train\ny/1.jpg,,train\nx/2.jpg,x,train\n"
+        "path,label,split\nx/0.jpg,x,test\ny/0.jpg,y,test\nx/1.jpg,,train\ny/1.jpg,,train\nx/2.jpg,x,train\n"
     )
     c = create_dataset(DataParams(source="manifest", root=str(root), manifest=str(manifest)))
     assert c.classes == ["x", "y"]

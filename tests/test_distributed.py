@@ -1,5 +1,6 @@
 """Scaling out: the features and tune stages under torchrun (2 gloo processes on CPU), crash
 resume of the features stage, and incremental encoding of a grown pool in a real DVC repo."""
+
 from __future__ import annotations
 
 import csv
@@ -16,9 +17,9 @@ import pytest
 import yaml
 from safetensors.torch import load_file
 
-from pipeline.artifacts import read_features
-from pipeline.launch import command
-from pipeline.params import ComputeParams
+from pipeline.core.artifacts import read_features
+from pipeline.core.launch import command
+from pipeline.core.params import ComputeParams
 
 from conftest import make_dvc_project, sh, smoke_params
 
@@ -44,11 +45,14 @@ def write_manifest(repo: Path, held_back: int) -> None:
 def project(tmp_path_factory):
     """A smoke project on a manifest (so that images can be added to the pool), reproduced up to
     the inputs of tune."""
-    from pipeline import synthetic
+    from pipeline.data import synthetic
 
     params = smoke_params()
-    params["datasets"]["synthetic"]["data"] = {"source": "manifest", "root": "data/synthetic",
-                                               "manifest": "data/synthetic/manifest.csv"}
+    params["datasets"]["synthetic"]["data"] = {
+        "source": "manifest",
+        "root": "data/synthetic",
+        "manifest": "data/synthetic/manifest.csv",
+    }
     params["tune"].update(epochs=3, base_lr=0.5)
     repo = make_dvc_project(tmp_path_factory.mktemp("dist") / "repo", params)
     synthetic.generate(repo / "data" / "synthetic", classes=4, per_class=20, size=48)
@@ -68,8 +72,20 @@ def params_file(repo: Path, name: str, **changes: dict) -> Path:
 
 def features(repo: Path, out: str, params: Path, env: dict | None = None) -> dict[str, tuple[int, int, int]]:
     """Run the features stage through the launcher; (encoded, resumed, reused) per split."""
-    result = sh(sys.executable, "-m", "pipeline.launch", "stages.features", "clip", "synthetic",
-                "artifacts/synthetic/split", out, "--params", str(params), cwd=repo, env=env)
+    result = sh(
+        sys.executable,
+        "-m",
+        "pipeline.core.launch",
+        "stages.features",
+        "clip",
+        "synthetic",
+        "artifacts/synthetic/split",
+        out,
+        "--params",
+        str(params),
+        cwd=repo,
+        env=env,
+    )
     return {m[1]: tuple(map(int, m[2:])) for m in COUNTS.findall(result.stderr)}
 
 
@@ -84,8 +100,16 @@ def assert_same_features(a: Path, b: Path, atol: float) -> None:
 def test_launch_command_follows_compute_params():
     assert command(ComputeParams(), "stages.tune", ["x"]) is None
     local = command(ComputeParams(nproc=4), "stages.tune", ["x"])
-    assert local[1:] == ["-m", "torch.distributed.run", "--nproc-per-node=4", "--nnodes=1", "--standalone",
-                         "-m", "stages.tune", "x"]
+    assert local[1:] == [
+        "-m",
+        "torch.distributed.run",
+        "--nproc-per-node=4",
+        "--nnodes=1",
+        "--standalone",
+        "-m",
+        "stages.tune",
+        "x",
+    ]
     slurm = command(ComputeParams(nproc=8, nnodes=2, launcher="srun", rdzv_endpoint="node1:29500"), "stages.tune", [])
     assert slurm[:3] == ["srun", "--nodes=2", "--ntasks-per-node=1"]
     assert "--rdzv-endpoint=node1:29500" in slurm and "--nnodes=2" in slurm
@@ -107,8 +131,18 @@ def test_features_resume_after_sigkill(project):
     params = params_file(project, "small_parts.yaml", features={"part_size": 2, "batch_size": 2})
     features(project, "artifacts/whole", params)
     out = project / "artifacts/killed"
-    cmd = [sys.executable, "-m", "pipeline.launch", "stages.features", "clip", "synthetic",
-           "artifacts/synthetic/split", str(out), "--params", str(params)]
+    cmd = [
+        sys.executable,
+        "-m",
+        "pipeline.core.launch",
+        "stages.features",
+        "clip",
+        "synthetic",
+        "artifacts/synthetic/split",
+        str(out),
+        "--params",
+        str(params),
+    ]
     proc = subprocess.Popen(cmd, cwd=project, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     work = out / ".pool.parquet.parts"
     while proc.poll() is None and len(list(work.glob("*.parquet"))) < 3:
@@ -126,9 +160,20 @@ def test_features_resume_after_sigkill(project):
 
 
 def run_tune(repo: Path, out: str, params: Path, log: Path) -> None:
-    sh(sys.executable, "-m", "pipeline.launch", "stages.tune", "synthetic",
-       "artifacts/synthetic/align/dl_labels.parquet", "artifacts/synthetic/text/classifiers.safetensors", out,
-       "--params", str(params), cwd=repo, env={"NOLA_STAGE_LOG": str(log)})
+    sh(
+        sys.executable,
+        "-m",
+        "pipeline.core.launch",
+        "stages.tune",
+        "synthetic",
+        "artifacts/synthetic/align/dl_labels.parquet",
+        "artifacts/synthetic/text/classifiers.safetensors",
+        out,
+        "--params",
+        str(params),
+        cwd=repo,
+        env={"NOLA_STAGE_LOG": str(log)},
+    )
 
 
 def test_tune_with_two_processes_matches_one(project):
@@ -172,5 +217,8 @@ def test_added_pool_images_are_the_only_ones_encoded(project):
     assert scratch["pool"] == (pool, 0, 0)
     # reused rows were encoded in other batches than a fresh run's: equal up to float rounding
     for split in ("pool", "test"):
-        assert_same_features(project / f"artifacts/synthetic/features/clip/{split}.parquet",
-                             project / f"artifacts/scratch/{split}.parquet", 1e-5)
+        assert_same_features(
+            project / f"artifacts/synthetic/features/clip/{split}.parquet",
+            project / f"artifacts/scratch/{split}.parquet",
+            1e-5,
+        )

@@ -1,5 +1,6 @@
 """Nothing is lost and nothing runs on silently: kill -9 leaves old or complete artifacts, a NaN
 loss stops training with the step and the cause, unsafe checkpoints are refused, LLM text stays data."""
+
 from __future__ import annotations
 
 import json
@@ -18,9 +19,7 @@ import torch
 import torch.nn.functional as F
 import yaml
 
-from pipeline import synthetic
-from pipeline.alignment import train_head
-from pipeline.artifacts import (
+from pipeline.core.artifacts import (
     ArtifactError,
     check_encoder,
     read_features,
@@ -30,20 +29,28 @@ from pipeline.artifacts import (
     write_table,
     write_tensors,
 )
-from pipeline.datasets import Collection, write_split
-from pipeline.errors import TrainingError
-from pipeline.models import ModelError, clip_identity, create_clip
-from pipeline.params import ClipParams, TuneParams
-from pipeline.text_classifier import cde_texts
-from pipeline.tuning import tune
-from pipeline.visual_prompts import PromptedCLIP
+from pipeline.core.errors import TrainingError
+from pipeline.core.params import ClipParams, TuneParams
+from pipeline.data import synthetic
+from pipeline.data.datasets import Collection, write_split
+from pipeline.method.alignment import train_head
+from pipeline.method.text_classifier import cde_texts
+from pipeline.method.tuning import tune
+from pipeline.method.visual_prompts import PromptedCLIP
+from pipeline.models.factory import ModelError, clip_identity, create_clip
 
 from conftest import PROJECT, smoke_params
 
 
 def stage(*args: str) -> subprocess.Popen:
-    return subprocess.Popen([sys.executable, "-m", *args], cwd=PROJECT, stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True, env={**os.environ, "NOLA_LOG": "INFO"})
+    return subprocess.Popen(
+        [sys.executable, "-m", *args],
+        cwd=PROJECT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "NOLA_LOG": "INFO"},
+    )
 
 
 def finish(process: subprocess.Popen) -> str:
@@ -64,13 +71,24 @@ def write_params(path: Path, root: Path, **changes: dict) -> Path:
 def test_kill_while_writing_leaves_the_old_artifact(tmp_path):
     target = tmp_path / "metrics.json"
     write_json(target, {"old": True})
-    writer = subprocess.Popen([sys.executable, "-c", (
-        "import sys, time\n"
-        "from pipeline.artifacts import atomic_path\n"
-        "with atomic_path(sys.argv[1]) as tmp:\n"
-        "    tmp.write_text('{\"new\": tr')\n"
-        "    print('half written', flush=True)\n"
-        "    time.sleep(600)\n"), str(target)], cwd=PROJECT, stdout=subprocess.PIPE, text=True)
+    writer = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            (
+                "import sys, time\n"
+                "from pipeline.core.artifacts import atomic_path\n"
+                "with atomic_path(sys.argv[1]) as tmp:\n"
+                "    tmp.write_text('{\"new\": tr')\n"
+                "    print('half written', flush=True)\n"
+                "    time.sleep(600)\n"
+            ),
+            str(target),
+        ],
+        cwd=PROJECT,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
     assert writer.stdout.readline() == "half written\n"
     writer.send_signal(signal.SIGKILL)
     assert writer.wait() == -signal.SIGKILL
@@ -115,13 +133,18 @@ def tune_inputs(tmp_path: Path, classes: list[str]) -> tuple[Path, Path, Path]:
     root = synthetic.generate(tmp_path / "images", classes=len(classes), per_class=8, size=40)
     ids = sorted(p.relative_to(root).as_posix() for p in root.rglob("*.*"))
     labels = [classes.index(i.split("/")[0]) for i in ids]  # synthetic folders are named after the classes
-    write_table(tmp_path / "dl_labels.parquet", pa.table({"id": ids, "label": pa.array(labels, type=pa.int32())}),
-                {"classes": classes})
+    write_table(
+        tmp_path / "dl_labels.parquet",
+        pa.table({"id": ids, "label": pa.array(labels, type=pa.int32())}),
+        {"classes": classes},
+    )
     torch.manual_seed(0)
     cde = F.normalize(torch.randn(len(classes), 32), dim=-1)
-    write_tensors(tmp_path / "classifiers.safetensors",
-                  {"cde": cde, "zeroshot": cde.clone(), "logit_scale": torch.ones(1)},
-                  {**clip_identity(ClipParams(**smoke_params()["clip"])), "classes": classes})
+    write_tensors(
+        tmp_path / "classifiers.safetensors",
+        {"cde": cde, "zeroshot": cde.clone(), "logit_scale": torch.ones(1)},
+        {**clip_identity(ClipParams(**smoke_params()["clip"])), "classes": classes},
+    )
     return root, tmp_path / "dl_labels.parquet", tmp_path / "classifiers.safetensors"
 
 
@@ -148,15 +171,26 @@ def test_kill_9_during_the_tune_stage(tmp_path):
 
 def test_tune_refuses_dl_labels_for_another_class_list(tmp_path):
     root, dl_labels, classifiers = tune_inputs(tmp_path, ["circle", "square"])
-    write_table(dl_labels, pa.table({"id": ["x"], "label": pa.array([0], type=pa.int32())}),
-                {"classes": ["circle", "triangle"]})
-    run = stage("stages.tune", "x", str(dl_labels), str(classifiers), str(tmp_path / "tune"), "--params",
-                str(write_params(tmp_path / "p.yaml", root)))
+    write_table(
+        dl_labels, pa.table({"id": ["x"], "label": pa.array([0], type=pa.int32())}), {"classes": ["circle", "triangle"]}
+    )
+    run = stage(
+        "stages.tune",
+        "x",
+        str(dl_labels),
+        str(classifiers),
+        str(tmp_path / "tune"),
+        "--params",
+        str(write_params(tmp_path / "p.yaml", root)),
+    )
     _, err = run.communicate(timeout=600)
     assert run.returncode == 2 and "Traceback" not in err
-    assert re.search(r"dl_labels.parquet: made with classes=\['circle', 'triangle'\] but the current settings give "
-                     r"\['circle', 'square'\] \(2 vs 2 items; first difference at item 1: 'triangle' vs 'square'\); "
-                     r"rerun the 'align' stage", err), err
+    assert re.search(
+        r"dl_labels.parquet: made with classes=\['circle', 'triangle'\] but the current settings give "
+        r"\['circle', 'square'\] \(2 vs 2 items; first difference at item 1: 'triangle' vs 'square'\); "
+        r"rerun the 'align' stage",
+        err,
+    ), err
 
 
 def test_check_encoder_says_what_differs():
@@ -179,8 +213,11 @@ def prompted(smoke_model, logit_scale: float) -> PromptedCLIP:
 
 
 def test_nan_loss_at_the_first_step_blames_the_inputs(smoke_model, synthetic_root):
-    with pytest.raises(TrainingError, match=r"tune: loss is nan at epoch 1, step 1, before any update, so an input "
-                                            r"is not finite: .*rerun text_classifier"):
+    with pytest.raises(
+        TrainingError,
+        match=r"tune: loss is nan at epoch 1, step 1, before any update, so an input "
+        r"is not finite: .*rerun text_classifier",
+    ):
         small_tune(smoke_model, synthetic_root, prompted(smoke_model, float("inf")))
 
 
@@ -194,8 +231,11 @@ def test_nan_loss_later_names_the_step_and_the_lr(smoke_model, synthetic_root):
         return output * float("nan") if calls["n"] >= 3 else output
 
     model.classifier.register_forward_hook(poison)
-    with pytest.raises(TrainingError, match=r"tune: loss is nan at epoch 1, step 3, after 2 updates at lr "
-                                            r"[0-9.e-]+: training diverged; lower tune.base_lr"):
+    with pytest.raises(
+        TrainingError,
+        match=r"tune: loss is nan at epoch 1, step 3, after 2 updates at lr "
+        r"[0-9.e-]+: training diverged; lower tune.base_lr",
+    ):
         small_tune(smoke_model, synthetic_root, model)
 
 
@@ -210,8 +250,8 @@ SAFETY_RULES = {
     r"torch\.load\((?![^)]*weights_only=True)": "torch.load without weights_only=True",
     r"\bpickle\.loads?\(|\bdill\b|\bjoblib\b|read_pickle|allow_pickle=True": "unpickling",
     r"(?<![.\w])(eval|exec)\(": "eval / exec",
-    r"yaml\.(unsafe_load|full_load|load\((?![^)]*Loader=_UniqueKeyLoader))|Loader=yaml\.(Full|Unsafe)?Loader\b":
-        "a YAML loader that builds objects",
+    r"yaml\.(unsafe_load|full_load|load\((?![^)]*Loader=_UniqueKeyLoader))"
+    r"|Loader=yaml\.(Full|Unsafe)?Loader\b": "a YAML loader that builds objects",
 }
 
 

@@ -1,4 +1,5 @@
 """Feature extraction: bf16 fidelity, determinism, fused Linear + GELU, uint8 views, JPEG draft decoding."""
+
 from __future__ import annotations
 
 from dataclasses import replace
@@ -12,15 +13,15 @@ from PIL import Image
 from torchvision import transforms as T
 from torchvision.transforms import v2
 
-from pipeline import hardware
-from pipeline.artifacts import read_features
-from pipeline.datasets import file_sha256
-from pipeline.distributed import Group
-from pipeline.feature_cache import PreviousFeatures, encode_split
-from pipeline.features import ImageEncoder
-from pipeline.images import Preprocess, gaussian_blur, load_rgb
-from pipeline.models import create_clip, create_dino
-from pipeline.params import ClipParams, DinoParams
+from pipeline.core import hardware
+from pipeline.core.artifacts import read_features
+from pipeline.core.distributed import Group
+from pipeline.core.params import ClipParams, DinoParams
+from pipeline.data.datasets import file_sha256
+from pipeline.data.images import Preprocess, gaussian_blur, load_rgb
+from pipeline.encode.feature_cache import PreviousFeatures, encode_split
+from pipeline.encode.features import ImageEncoder
+from pipeline.models.factory import create_clip, create_dino
 
 from conftest import smoke_params
 
@@ -47,8 +48,9 @@ def test_bf16_features_stay_close_to_fp32(synthetic_root, encoder):
         encode = ImageEncoder.prepare(*_smoke_encoder(encoder), compute, batch_size=5)
         assert next(encode.network.parameters()).dtype == compute.dtype
         features[compute.precision] = encode.encode(synthetic_root, ids)
-    cosine = torch.nn.functional.cosine_similarity(torch.from_numpy(features["fp32"]),
-                                                   torch.from_numpy(features["bf16"]), dim=-1)
+    cosine = torch.nn.functional.cosine_similarity(
+        torch.from_numpy(features["fp32"]), torch.from_numpy(features["bf16"]), dim=-1
+    )
     assert cosine.mean() >= 0.99, cosine
     assert not np.array_equal(features["fp32"], features["bf16"])  # bf16 really ran
 
@@ -61,8 +63,17 @@ def test_bf16_extraction_is_byte_identical_whatever_the_loader_workers(synthetic
     meta = {"encoder": "dino", "compute": BF16.as_dict()}
     outs = [tmp_path / name / "pool.parquet" for name in ("a", "b", "workers")]
     for out, workers in zip(outs, (0, 0, 2)):
-        encode_split(out, split, replace(encode, num_workers=workers), meta, synthetic_root, 7, Group(),
-                     PreviousFeatures([], meta), "test")
+        encode_split(
+            out,
+            split,
+            replace(encode, num_workers=workers),
+            meta,
+            synthetic_root,
+            7,
+            Group(),
+            PreviousFeatures([], meta),
+            "test",
+        )
     assert outs[0].read_bytes() == outs[1].read_bytes() == outs[2].read_bytes()
     got_ids, features, got_meta = read_features(outs[0])
     assert got_ids == ids and features.shape == (len(ids), 64)
@@ -76,7 +87,8 @@ def test_uint8_views_match_the_pil_transforms_and_normalise_exactly(synthetic_ro
     pil_view = T.Compose([T.Resize(32, interpolation=T.InterpolationMode.BICUBIC), T.CenterCrop(32)])(image)
     assert (pixels.int() - T.functional.pil_to_tensor(pil_view).int()).abs().max() <= 1
     reference = T.Compose([T.ToTensor(), T.Normalize(preprocess.mean, preprocess.std)])(
-        T.functional.to_pil_image(pixels))
+        T.functional.to_pil_image(pixels)
+    )
     assert torch.equal(preprocess.normalize(pixels[None])[0], reference)
 
 
@@ -146,7 +158,7 @@ def test_precision_auto_follows_the_hardware():
 
 @pytest.mark.parametrize("encoder", ["clip", "dino"])
 def test_fused_linear_gelu_computes_the_same_features(encoder):
-    from pipeline.fusion import LinearGELU, available
+    from pipeline.models.fusion import LinearGELU, available
 
     plain, preprocess = _smoke_encoder(encoder)
     fused, _ = _smoke_encoder(encoder)

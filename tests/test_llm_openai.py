@@ -1,5 +1,6 @@
 """The `openai` backend against real loopback servers: llama-cpp-python's OpenAI-compatible server
 running the embedded GGUF, a closed port, and tiny HTTP servers that answer garbage or fail first."""
+
 from __future__ import annotations
 
 import json
@@ -16,9 +17,9 @@ from pathlib import Path
 import pytest
 import yaml
 
-from pipeline.descriptions import describe_classes
-from pipeline.llm import LLMError, Sampling, create_backend
-from pipeline.params import DescribeParams
+from pipeline.core.params import DescribeParams
+from pipeline.describe.descriptions import describe_classes
+from pipeline.describe.llm import LLMError, Sampling, create_backend
 
 from conftest import PROJECT
 
@@ -34,8 +35,11 @@ def free_port() -> int:
 
 
 def openai_params(url: str, **openai) -> DescribeParams:
-    return DescribeParams(source="openai", openai={"base_url": url, "model": "gemma", "api_key_env": KEY_ENV,
-                                                   "concurrency": 2, "timeout": 60, **openai}, **FAST)
+    return DescribeParams(
+        source="openai",
+        openai={"base_url": url, "model": "gemma", "api_key_env": KEY_ENV, "concurrency": 2, "timeout": 60, **openai},
+        **FAST,
+    )
 
 
 @pytest.fixture(scope="module")
@@ -46,9 +50,32 @@ def llama_server(tmp_path_factory):
     port = free_port()
     log = (tmp_path_factory.mktemp("server") / "server.log").open("w")
     server = subprocess.Popen(
-        [sys.executable, "-m", "llama_cpp.server", "--model", str(assemble()), "--model_alias", "gemma",
-         "--host", "127.0.0.1", "--port", str(port), "--n_ctx", "512", "--n_threads", "1",
-         "--n_threads_batch", "1", "--chat_format", "gemma", "--api_key", KEY], stdout=log, stderr=subprocess.STDOUT)
+        [
+            sys.executable,
+            "-m",
+            "llama_cpp.server",
+            "--model",
+            str(assemble()),
+            "--model_alias",
+            "gemma",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--n_ctx",
+            "512",
+            "--n_threads",
+            "1",
+            "--n_threads_batch",
+            "1",
+            "--chat_format",
+            "gemma",
+            "--api_key",
+            KEY,
+        ],
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
     url = f"http://127.0.0.1:{port}/v1"
     try:
         deadline = time.monotonic() + 120
@@ -155,18 +182,36 @@ def test_transient_failures_are_retried_with_backoff():
 def test_unreachable_or_garbage_server_fails_clearly_and_writes_nothing(tmp_path, target):
     server = CannedServer([(200, b"<html>hello, not json</html>")]) if target == "garbage" else None
     url = server.url if server else f"http://127.0.0.1:{free_port()}/v1"
-    params = {"describe": {"source": "openai", "samples": 1, "max_tokens": 4, "cache_dir": str(tmp_path / "cache"),
-                           "openai": {"base_url": url, "model": "m", "retries": 3, "backoff": 0.01,
-                                      "concurrency": 1, "timeout": 5}},
-              "datasets": {"forests": {"data": {"source": "folder", "root": str(tmp_path / "images")}}}}
+    params = {
+        "describe": {
+            "source": "openai",
+            "samples": 1,
+            "max_tokens": 4,
+            "cache_dir": str(tmp_path / "cache"),
+            "openai": {"base_url": url, "model": "m", "retries": 3, "backoff": 0.01, "concurrency": 1, "timeout": 5},
+        },
+        "datasets": {"forests": {"data": {"source": "folder", "root": str(tmp_path / "images")}}},
+    }
     (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
     (tmp_path / "classes.json").write_text(json.dumps({"classes": ["forest"]}))
     out = tmp_path / "out" / "descriptions.json"
     try:
         result = subprocess.run(
-            [sys.executable, "-m", "stages.describe", str(tmp_path / "classes.json"),
-             str(PROJECT / "prompts" / "satellite.yaml"), str(out), "--params", str(tmp_path / "params.yaml")],
-            cwd=PROJECT, capture_output=True, text=True, env={**os.environ, "NOLA_LOG": "WARNING"})
+            [
+                sys.executable,
+                "-m",
+                "stages.describe",
+                str(tmp_path / "classes.json"),
+                str(PROJECT / "prompts" / "satellite.yaml"),
+                str(out),
+                "--params",
+                str(tmp_path / "params.yaml"),
+            ],
+            cwd=PROJECT,
+            capture_output=True,
+            text=True,
+            env={**os.environ, "NOLA_LOG": "WARNING"},
+        )
     finally:
         if server:
             server.close()

@@ -1,12 +1,13 @@
 """The method's core claim on controlled features: a head trained on CLIP's confident picks,
 but reading DINO features that cluster cleanly, labels the pool better than CLIP itself."""
+
 import numpy as np
 import torch
 import torch.nn.functional as F
 
-from pipeline.alignment import predict, train_head
-from pipeline.pseudo_labels import images_per_class, select
-from pipeline.text_classifier import zero_shot_probs
+from pipeline.method.alignment import predict, train_head
+from pipeline.method.pseudo_labels import images_per_class, select
+from pipeline.method.text_classifier import zero_shot_probs
 
 
 def test_dl_network_beats_the_cde_classifier_it_was_trained_from():

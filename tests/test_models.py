@@ -1,10 +1,11 @@
 """Model factories: local weight files are loaded (no download), and bad names are refused."""
+
 import pytest
 import torch
 from safetensors.torch import save_file
 
-from pipeline.models import ModelError, create_clip, create_dino
-from pipeline.params import ClipParams, DinoParams
+from pipeline.core.params import ClipParams, DinoParams
+from pipeline.models.factory import ModelError, create_clip, create_dino
 
 from conftest import smoke_params
 

@@ -1,4 +1,5 @@
 """The paper-table collector on fake metrics files, and the summary PNG's content."""
+
 from __future__ import annotations
 
 import json
@@ -6,21 +7,26 @@ import json
 import pytest
 from PIL import Image
 
-from pipeline.paper_table import TableError, from_exp_show, from_files, from_workspace, markdown
-from pipeline.summary_plot import class_gains, render_summary, shown_gains
+from pipeline.report.paper_table import TableError, from_exp_show, from_files, from_workspace, markdown
+from pipeline.report.summary_plot import class_gains, render_summary, shown_gains
 
 
 def _metrics(path, zero_shot, cde, dl, nola):
-    path.write_text(json.dumps({"accuracy": {"zero_shot": zero_shot, "cde": cde, "dl": dl, "nola": nola},
-                                "nola_gain": nola - zero_shot}))
+    path.write_text(
+        json.dumps(
+            {"accuracy": {"zero_shot": zero_shot, "cde": cde, "dl": dl, "nola": nola}, "nola_gain": nola - zero_shot}
+        )
+    )
     return path
 
 
 def test_table_from_metrics_files(tmp_path):
-    rows = from_files([
-        str(_metrics(tmp_path / "dtd.json", 0.44, 0.50, 0.55, 0.60)),
-        "eurosat=" + str(_metrics(tmp_path / "m.json", 0.50, 0.55, 0.70, 0.75)),
-    ])
+    rows = from_files(
+        [
+            str(_metrics(tmp_path / "dtd.json", 0.44, 0.50, 0.55, 0.60)),
+            "eurosat=" + str(_metrics(tmp_path / "m.json", 0.50, 0.55, 0.70, 0.75)),
+        ]
+    )
     assert rows["dtd"] == pytest.approx({"zero_shot": 44.0, "cde": 50.0, "dl": 55.0, "nola": 60.0})
     table = markdown(rows)
     lines = table.splitlines()
@@ -40,10 +46,19 @@ def test_bad_metrics_file_is_named(tmp_path):
 
 
 def _exp(name, datasets):
-    return {"rev": name, "name": name, "data": {"metrics": {
-        f"artifacts/{ds}/evaluate/metrics.json": {"data": {
-            "accuracy": {"zero_shot": 0.5, "cde": 0.5, "dl": 0.5, "nola": nola}}} for ds, nola in datasets.items()}},
-        "experiments": None}
+    return {
+        "rev": name,
+        "name": name,
+        "data": {
+            "metrics": {
+                f"artifacts/{ds}/evaluate/metrics.json": {
+                    "data": {"accuracy": {"zero_shot": 0.5, "cde": 0.5, "dl": 0.5, "nola": nola}}
+                }
+                for ds, nola in datasets.items()
+            }
+        },
+        "experiments": None,
+    }
 
 
 def test_exp_show_reads_every_datasets_metrics_later_revisions_winning():
@@ -72,8 +87,12 @@ def test_class_gains_sorted_and_trimmed():
 
 
 def test_summary_png_is_reproducible(tmp_path):
-    args = ("NoLA on test", {"zero_shot": 0.4, "cde": 0.5, "dl": 0.6, "nola": 0.7}, ["x", "y"],
-            {"zero_shot": [0.2, 0.6], "nola": [0.9, 0.5]})
+    args = (
+        "NoLA on test",
+        {"zero_shot": 0.4, "cde": 0.5, "dl": 0.6, "nola": 0.7},
+        ["x", "y"],
+        {"zero_shot": [0.2, 0.6], "nola": [0.9, 0.5]},
+    )
     render_summary(tmp_path / "a.png", *args)
     render_summary(tmp_path / "b.png", *args)
     assert (tmp_path / "a.png").read_bytes() == (tmp_path / "b.png").read_bytes()

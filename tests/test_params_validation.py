@@ -1,5 +1,6 @@
 """params.yaml is validated as a whole when any stage starts: one message, naming each bad key,
 its value and what is allowed."""
+
 from __future__ import annotations
 
 import subprocess
@@ -8,7 +9,7 @@ import sys
 import pytest
 import yaml
 
-from pipeline.params import ParamsError, TuneParams, load_section, validate_params
+from pipeline.core.params import ParamsError, TuneParams, load_section, validate_params
 
 from conftest import PROJECT, SMOKE_PARAMS, smoke_params
 
@@ -38,36 +39,69 @@ def with_change(section: str, key: str, value) -> dict:
 def test_the_shipped_params_files_are_valid():
     for path in (PROJECT / "params.yaml", SMOKE_PARAMS):
         sections = validate_params(path)
-        assert set(sections) == {"datasets", "clip", "dino", "describe", "features", "pseudo_labels", "align",
-                                 "tune", "evaluate", "compute"}
+        assert set(sections) == {
+            "datasets",
+            "clip",
+            "dino",
+            "describe",
+            "features",
+            "pseudo_labels",
+            "align",
+            "tune",
+            "evaluate",
+            "compute",
+        }
     assert load_section(SMOKE_PARAMS, "tune", TuneParams).prompt_tokens == 4
 
 
-@pytest.mark.parametrize(("section", "key", "value", "expected"), [
-    ("pseudo_labels", "fraction", 1.5, "pseudo_labels.fraction = 1.5: Input should be less than or equal to 1"),
-    ("pseudo_labels", "fraction", 0, "pseudo_labels.fraction = 0: Input should be greater than 0"),
-    ("align", "lr", 0.0, "align.lr = 0.0: Input should be greater than 0"),
-    ("tune", "base_lr", 4, "tune.base_lr = 4: Input should be less than or equal to 1"),
-    ("tune", "base_lr", "fast", "tune.base_lr = 'fast': Input should be a valid number"),
-    ("tune", "epochs", 0, "tune.epochs = 0: Input should be greater than or equal to 1"),
-    ("tune", "epochs", 2.5, "tune.epochs = 2.5: Input should be a valid integer"),
-    ("tune", "epochs", True, "tune.epochs = True: expected a number, got the boolean True"),
-    ("tune", "prompt_tokens", -1, "tune.prompt_tokens = -1: Input should be greater than or equal to 0"),
-    ("tune", "prompt_tokens", 5000, "tune.prompt_tokens = 5000: Input should be less than or equal to 1000"),
-    ("datasets.synthetic.data", "source", "imagenette",
-     "datasets.synthetic.data.source = 'imagenette': Input should be 'folder', 'manifest', 'eurosat'"),
-    ("datasets.synthetic.data", "bad_images", "ignore",
-     "datasets.synthetic.data.bad_images = 'ignore': Input should be 'skip' or 'fail'"),
-    ("datasets.synthetic.data", "test_fraction", 1.0,
-     "datasets.synthetic.data.test_fraction = 1.0: Input should be less than 1"),
-    ("datasets.synthetic.data", "sourc", "folder",
-     "datasets.synthetic.data.sourc = 'folder': unknown key; datasets.synthetic.data allows source, root,"),
-    ("datasets.synthetic", "templates", ["a {name} photo."],
-     "template 'a {name} photo.' needs exactly one {} for the class name"),
-    ("tune", "epoch", 3, "tune.epoch = 3: unknown key; tune allows prompt_tokens, epochs,"),
-    ("clip", "model", "ViT-B-23", "clip.model = 'ViT-B-23': not an open_clip model (close: ViT-B-32"),
-    ("dino", "model", "vit_base_patch16_244.dino", "dino.model = 'vit_base_patch16_244.dino': not a timm model"),
-])
+@pytest.mark.parametrize(
+    ("section", "key", "value", "expected"),
+    [
+        ("pseudo_labels", "fraction", 1.5, "pseudo_labels.fraction = 1.5: Input should be less than or equal to 1"),
+        ("pseudo_labels", "fraction", 0, "pseudo_labels.fraction = 0: Input should be greater than 0"),
+        ("align", "lr", 0.0, "align.lr = 0.0: Input should be greater than 0"),
+        ("tune", "base_lr", 4, "tune.base_lr = 4: Input should be less than or equal to 1"),
+        ("tune", "base_lr", "fast", "tune.base_lr = 'fast': Input should be a valid number"),
+        ("tune", "epochs", 0, "tune.epochs = 0: Input should be greater than or equal to 1"),
+        ("tune", "epochs", 2.5, "tune.epochs = 2.5: Input should be a valid integer"),
+        ("tune", "epochs", True, "tune.epochs = True: expected a number, got the boolean True"),
+        ("tune", "prompt_tokens", -1, "tune.prompt_tokens = -1: Input should be greater than or equal to 0"),
+        ("tune", "prompt_tokens", 5000, "tune.prompt_tokens = 5000: Input should be less than or equal to 1000"),
+        (
+            "datasets.synthetic.data",
+            "source",
+            "imagenette",
+            "datasets.synthetic.data.source = 'imagenette': Input should be 'folder', 'manifest', 'eurosat'",
+        ),
+        (
+            "datasets.synthetic.data",
+            "bad_images",
+            "ignore",
+            "datasets.synthetic.data.bad_images = 'ignore': Input should be 'skip' or 'fail'",
+        ),
+        (
+            "datasets.synthetic.data",
+            "test_fraction",
+            1.0,
+            "datasets.synthetic.data.test_fraction = 1.0: Input should be less than 1",
+        ),
+        (
+            "datasets.synthetic.data",
+            "sourc",
+            "folder",
+            "datasets.synthetic.data.sourc = 'folder': unknown key; datasets.synthetic.data allows source, root,",
+        ),
+        (
+            "datasets.synthetic",
+            "templates",
+            ["a {name} photo."],
+            "template 'a {name} photo.' needs exactly one {} for the class name",
+        ),
+        ("tune", "epoch", 3, "tune.epoch = 3: unknown key; tune allows prompt_tokens, epochs,"),
+        ("clip", "model", "ViT-B-23", "clip.model = 'ViT-B-23': not an open_clip model (close: ViT-B-32"),
+        ("dino", "model", "vit_base_patch16_244.dino", "dino.model = 'vit_base_patch16_244.dino': not a timm model"),
+    ],
+)
 def test_a_bad_value_is_named_with_what_is_allowed(tmp_path, section, key, value, expected):
     message = problems(tmp_path, with_change(section, key, value))
     assert message.startswith(f"{tmp_path / 'params.yaml'}: invalid parameters\n")
@@ -82,8 +116,10 @@ def test_all_problems_come_in_one_message(tmp_path):
     message = problems(tmp_path, params)
     assert "tune.epochs = -1" in message
     assert "dino.model = 'dino_vit': not a timm model" in message
-    assert "align.lrr = 0.1: unknown key; align allows hidden, lr, batch_size, epochs, seed (did you mean 'lr'?)" \
+    assert (
+        "align.lrr = 0.1: unknown key; align allows hidden, lr, batch_size, epochs, seed (did you mean 'lr'?)"
         in message
+    )
     assert "trainer: unknown section; allowed: datasets, clip, dino" in message
     assert len(message.splitlines()) == 5
 
@@ -99,12 +135,15 @@ def test_a_section_that_is_not_a_mapping(tmp_path):
     assert "tune = 5: Input should be a valid dictionary" in problems(tmp_path, {"tune": 5})
 
 
-@pytest.mark.parametrize(("text", "expected"), [
-    ("tune:\n  epochs: 3\ntune:\n  epochs: 4\n", "key 'tune' given twice"),
-    ("tune:\n  epochs: 3\n  epochs: 4\n", "key 'epochs' given twice"),
-    ("tune: {epochs: 3\n", "not valid YAML"),
-    ("- a\n- b\n", "expected a mapping of sections"),
-])
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("tune:\n  epochs: 3\ntune:\n  epochs: 4\n", "key 'tune' given twice"),
+        ("tune:\n  epochs: 3\n  epochs: 4\n", "key 'epochs' given twice"),
+        ("tune: {epochs: 3\n", "not valid YAML"),
+        ("- a\n- b\n", "expected a mapping of sections"),
+    ],
+)
 def test_broken_yaml_is_a_clear_error(tmp_path, text, expected):
     assert expected in problems(tmp_path, text)
 
@@ -118,8 +157,12 @@ def test_yaml_exponent_without_a_dot_still_reads_as_a_number(tmp_path):
 
 def test_a_stage_refuses_bad_params_before_any_work(tmp_path):
     params = write(tmp_path, with_change("tune", "base_lr", -0.004))
-    result = subprocess.run([sys.executable, "-m", "stages.split", "synthetic", str(tmp_path / "out"),
-                             "--params", str(params)], cwd=PROJECT, capture_output=True, text=True)
+    result = subprocess.run(
+        [sys.executable, "-m", "stages.split", "synthetic", str(tmp_path / "out"), "--params", str(params)],
+        cwd=PROJECT,
+        capture_output=True,
+        text=True,
+    )
     assert result.returncode == 2
     assert result.stderr.startswith("error: ") and "Traceback" not in result.stderr
     assert "tune.base_lr = -0.004: Input should be greater than 0" in result.stderr

@@ -1,4 +1,5 @@
 """The whole pipeline through real `dvc repro` in temporary git + DVC repos, on the smoke config."""
+
 from __future__ import annotations
 
 import csv
@@ -12,12 +13,24 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from pipeline.artifacts import read_features, read_tensors
+from pipeline.core.artifacts import read_features, read_tensors
 
 from conftest import make_dvc_project, sh, smoke_params
 
-STAGES = [f"{s}@synthetic" for s in ("split", "describe", "text_classifier", "features_clip", "features_dino",
-                                     "pseudo_labels", "align", "tune", "evaluate")]
+STAGES = [
+    f"{s}@synthetic"
+    for s in (
+        "split",
+        "describe",
+        "text_classifier",
+        "features_clip",
+        "features_dino",
+        "pseudo_labels",
+        "align",
+        "tune",
+        "evaluate",
+    )
+]
 TRAINING_ARTIFACTS = [
     "artifacts/synthetic/split/pool.parquet",
     "artifacts/synthetic/split/classes.json",
@@ -115,11 +128,13 @@ def test_metrics_and_plots(smoke_run):
 
 def _manifest_project(path: Path, images: Path, rows: list[tuple[str, str, str]]) -> Path:
     params = smoke_params()
-    params["datasets"] = {"shapes": {
-        "data": {"source": "manifest", "root": "data/pool", "manifest": "data/pool/manifest.csv"},
-        "domain": "generic",
-        "templates": ["a photo of a {}."],
-    }}
+    params["datasets"] = {
+        "shapes": {
+            "data": {"source": "manifest", "root": "data/pool", "manifest": "data/pool/manifest.csv"},
+            "domain": "generic",
+            "templates": ["a photo of a {}."],
+        }
+    }
     project = make_dvc_project(path, params)
     shutil.copytree(images, project / "data/pool")
     with (project / "data/pool/manifest.csv").open("w", newline="") as f:
@@ -149,16 +164,24 @@ def test_training_artifacts_do_not_depend_on_pool_labels(tmp_path, synthetic_roo
 
 # --- the users' surface on the reproduced smoke project: plots, summary PNG, predict, info, experiments ---
 
+
 def test_dvc_plots_show_renders_every_plot(smoke_run, tmp_path):
     clone, _ = smoke_run
     shown = json.loads(sh("dvc", "plots", "show", "--json", cwd=clone).stdout)["data"]
-    assert set(shown) == {"artifacts/synthetic/tune/log.csv", "artifacts/synthetic/evaluate/per_class.csv",
-                          "artifacts/synthetic/evaluate/confusion.csv", "artifacts/synthetic/evaluate/summary.png"}
-    rows = {name: len(plots[0]["content"]["data"]["values"]) for name, plots in shown.items()
-            if plots[0]["type"] == "vega"}
-    assert rows == {"artifacts/synthetic/tune/log.csv": 2,  # epochs (loss)
-                    "artifacts/synthetic/evaluate/per_class.csv": 4,  # classes (NoLA's accuracy)
-                    "artifacts/synthetic/evaluate/confusion.csv": 24}  # test images
+    assert set(shown) == {
+        "artifacts/synthetic/tune/log.csv",
+        "artifacts/synthetic/evaluate/per_class.csv",
+        "artifacts/synthetic/evaluate/confusion.csv",
+        "artifacts/synthetic/evaluate/summary.png",
+    }
+    rows = {
+        name: len(plots[0]["content"]["data"]["values"]) for name, plots in shown.items() if plots[0]["type"] == "vega"
+    }
+    assert rows == {
+        "artifacts/synthetic/tune/log.csv": 2,  # epochs (loss)
+        "artifacts/synthetic/evaluate/per_class.csv": 4,  # classes (NoLA's accuracy)
+        "artifacts/synthetic/evaluate/confusion.csv": 24,
+    }  # test images
     sh("dvc", "plots", "show", "-o", str(tmp_path / "html"), cwd=clone)
     page = (tmp_path / "html" / "index.html").read_text()
     assert "vega" in page and "summary.png" in page
@@ -185,8 +208,20 @@ def test_predict_cli_agrees_with_evaluate(smoke_run, tmp_path):
         shutil.copy(clone / "data/synthetic" / i, manifest.parent / i)
     manifest.write_text("path\n" + "\n".join(test_ids) + "\n")
     out = tmp_path / "predictions.csv"
-    sh("python", "-m", "pipeline", "predict", str(manifest), "--out", str(out), "-k", "3", "--batch-size", "5",
-       cwd=clone)
+    sh(
+        "python",
+        "-m",
+        "pipeline",
+        "predict",
+        str(manifest),
+        "--out",
+        str(out),
+        "-k",
+        "3",
+        "--batch-size",
+        "5",
+        cwd=clone,
+    )
     rows = list(csv.DictReader(out.open()))
     assert [r["path"] for r in rows] == test_ids
     assert list(rows[0]) == ["path", "class_1", "prob_1", "class_2", "prob_2", "class_3", "prob_3"]
@@ -197,7 +232,7 @@ def test_predict_cli_agrees_with_evaluate(smoke_run, tmp_path):
 
 
 def test_info_lists_outputs_metrics_and_stale_stages(smoke_run):
-    from pipeline.project_info import report
+    from pipeline.cli.project_info import report
 
     clone, _ = smoke_run
     out = sh("python", "-m", "pipeline", "info", cwd=clone).stdout
@@ -215,7 +250,7 @@ def test_info_lists_outputs_metrics_and_stale_stages(smoke_run):
 
 def test_experiment_metrics_diff_and_paper_table(smoke_run):
     """Last in this module: it leaves the experiment's results in the workspace."""
-    from pipeline.paper_table import from_exp_show, markdown
+    from pipeline.report.paper_table import from_exp_show, markdown
 
     clone, _ = smoke_run
     sh("git", "add", "-A", cwd=clone)

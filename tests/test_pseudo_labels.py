@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from pipeline.pseudo_labels import PseudoLabelError, coverage, images_per_class, select
+from pipeline.method.pseudo_labels import PseudoLabelError, coverage, images_per_class, select
 
 
 @pytest.mark.parametrize(
@@ -18,13 +18,15 @@ def test_k_rule_parameters():
 
 
 def test_top_k_by_top1_confidence():
-    probs = np.array([
-        [0.9, 0.1, 0.0],
-        [0.6, 0.3, 0.1],
-        [0.8, 0.1, 0.1],
-        [0.1, 0.7, 0.2],
-        [0.2, 0.2, 0.6],
-    ])
+    probs = np.array(
+        [
+            [0.9, 0.1, 0.0],
+            [0.6, 0.3, 0.1],
+            [0.8, 0.1, 0.1],
+            [0.1, 0.7, 0.2],
+            [0.2, 0.2, 0.6],
+        ]
+    )
     idx, cls, rank, prob = select(probs, k=2)
     assert idx.tolist() == [0, 2, 3, 4]
     assert cls.tolist() == [0, 0, 1, 2]
@@ -34,11 +36,13 @@ def test_top_k_by_top1_confidence():
 
 def test_fallback_to_second_then_third_prediction():
     # nobody predicts class 2 first; class 3 is nobody's first or second
-    probs = np.array([
-        [0.70, 0.05, 0.20, 0.05],
-        [0.10, 0.60, 0.25, 0.05],
-        [0.50, 0.30, 0.05, 0.15],
-    ])
+    probs = np.array(
+        [
+            [0.70, 0.05, 0.20, 0.05],
+            [0.10, 0.60, 0.25, 0.05],
+            [0.50, 0.30, 0.05, 0.15],
+        ]
+    )
     idx, cls, rank, _ = select(probs, k=5)
     # class 2 falls back to 2nd predictions (images 0, 1) and class 3 to 3rd (image 2), but those
     # images were taken by their top-1 class already, so duplicate removal drops them
@@ -56,11 +60,13 @@ def test_third_prediction_fallback():
 
 
 def test_fallback_selects_when_images_are_free():
-    probs = np.array([
-        [0.6, 0.3, 0.1],
-        [0.7, 0.2, 0.1],
-        [0.5, 0.1, 0.4],
-    ])
+    probs = np.array(
+        [
+            [0.6, 0.3, 0.1],
+            [0.7, 0.2, 0.1],
+            [0.5, 0.1, 0.4],
+        ]
+    )
     idx, cls, rank, _ = select(probs, k=1)
     # class 0: image 1 (0.7); class 1: by 2nd prediction, image 0 (0.3 > 0.1 of image... only 0,1 have 1 second)
     # class 2: by 2nd prediction, image 2

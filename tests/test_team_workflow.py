@@ -1,5 +1,6 @@
 """What users pick DVC for, shown on real repos: minimal reruns, sharing through a remote and a
 shared cache, and byte-identical artifacts from clean runs."""
+
 from __future__ import annotations
 
 import copy
@@ -11,8 +12,17 @@ import yaml
 
 from conftest import PROJECT, make_dvc_project, sh, smoke_params
 
-STAGES = ("split", "describe", "text_classifier", "features_clip", "features_dino", "pseudo_labels", "align",
-          "tune", "evaluate")
+STAGES = (
+    "split",
+    "describe",
+    "text_classifier",
+    "features_clip",
+    "features_dino",
+    "pseudo_labels",
+    "align",
+    "tune",
+    "evaluate",
+)
 
 
 def two_dataset_params() -> dict:
@@ -21,8 +31,9 @@ def two_dataset_params() -> dict:
     params["datasets"]["shapes"] = copy.deepcopy(shapes)
     params["datasets"]["shapes"]["data"]["root"] = "data/shapes"
     params["datasets"]["more"] = copy.deepcopy(shapes)
-    params["datasets"]["more"]["data"].update(root="data/more", seed=1, synthetic_classes=2, synthetic_per_class=8,
-                                              synthetic_size=48)
+    params["datasets"]["more"]["data"].update(
+        root="data/more", seed=1, synthetic_classes=2, synthetic_per_class=8, synthetic_size=48
+    )
     params["datasets"]["more"]["domain"] = "textures"
     return params
 
@@ -69,8 +80,11 @@ def lock_md5s(repo: Path) -> dict[str, str]:
 def team(tmp_path_factory):
     base = tmp_path_factory.mktemp("team")
     origin = make_dvc_project(base / "origin", two_dataset_params())
-    shared = {"cache.dir": str(base / "shared-cache"), "cache.shared": "group",
-              "cache.type": "reflink,hardlink,symlink"}
+    shared = {
+        "cache.dir": str(base / "shared-cache"),
+        "cache.shared": "group",
+        "cache.type": "reflink,hardlink,symlink",
+    }
     a = clone(origin, base / "a", shared)
     computed = repro(a)
     return {"base": base, "origin": origin, "a": a, "shared": shared, "first": computed}
@@ -148,8 +162,9 @@ def test_remote_shares_results_without_recomputing(team):
             assert repro(teammate) == set()
         else:
             assert repro(teammate, "--pull") == set()
-        assert (teammate / "artifacts/shapes/tune/prompt.safetensors").read_bytes() == \
-            (a / "artifacts/shapes/tune/prompt.safetensors").read_bytes()
+        assert (teammate / "artifacts/shapes/tune/prompt.safetensors").read_bytes() == (
+            a / "artifacts/shapes/tune/prompt.safetensors"
+        ).read_bytes()
 
 
 def test_shared_cache_directory_serves_a_second_clone(team):

@@ -1,7 +1,7 @@
 import torch
 import torch.nn.functional as F
 
-from pipeline import text_classifier as tc
+from pipeline.method import text_classifier as tc
 
 
 def test_class_embedding_is_renormalised_mean_of_normalised():

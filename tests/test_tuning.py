@@ -1,9 +1,9 @@
 import pytest
 import torch
 
-from pipeline.params import TuneParams
-from pipeline.tuning import param_groups, scaled_lr, smoothed_cross_entropy
-from pipeline.visual_prompts import PromptedCLIP
+from pipeline.core.params import TuneParams
+from pipeline.method.tuning import param_groups, scaled_lr, smoothed_cross_entropy
+from pipeline.method.visual_prompts import PromptedCLIP
 
 
 def test_label_smoothing_matches_its_formula():
@@ -37,10 +37,10 @@ def test_weight_decay_spares_norms_and_biases(smoke_model):
 
 
 def test_tune_under_bf16_autocast_keeps_fp32_parameters_and_moves_them(synthetic_root):
-    from pipeline import hardware
-    from pipeline.models import create_clip
-    from pipeline.params import ClipParams
-    from pipeline.tuning import tune
+    from pipeline.core import hardware
+    from pipeline.core.params import ClipParams
+    from pipeline.method.tuning import tune
+    from pipeline.models.factory import create_clip
 
     model, preprocess, _ = create_clip(ClipParams(model="nola-smoke-vit", pretrained=None))
     prompted = PromptedCLIP(model.visual, torch.nn.functional.normalize(torch.randn(3, 32), dim=-1), 2, 10.0)
@@ -48,8 +48,15 @@ def test_tune_under_bf16_autocast_keeps_fp32_parameters_and_moves_them(synthetic
     ids = sorted(p.relative_to(synthetic_root).as_posix() for p in synthetic_root.rglob("*.*"))
     targets = [sorted({i.split("/")[0] for i in ids}).index(i.split("/")[0]) for i in ids]
     params = TuneParams(prompt_tokens=2, epochs=2, batch_size=6, num_workers=0)
-    history = tune(prompted, synthetic_root, ids, targets, preprocess, params,
-                   compute=hardware.Compute(torch.device("cpu"), torch.bfloat16))
+    history = tune(
+        prompted,
+        synthetic_root,
+        ids,
+        targets,
+        preprocess,
+        params,
+        compute=hardware.Compute(torch.device("cpu"), torch.bfloat16),
+    )
     assert [h.epoch for h in history] == [1, 2] and all(torch.isfinite(torch.tensor(h.loss)) for h in history)
     after = prompted.trainable_state()
     assert all(v.dtype == torch.float32 for v in after.values())

@@ -5,7 +5,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from pipeline.visual_prompts import PromptedCLIP, PromptError, prompted_from_state
+from pipeline.method.visual_prompts import PromptedCLIP, PromptError, prompted_from_state
 
 
 def test_zero_prompts_equal_open_clip_encode_image(smoke_model):
@@ -20,8 +20,8 @@ def test_zero_prompts_equal_open_clip_encode_image(smoke_model):
 def test_sequence_first_layout_keeps_open_clip_results_and_avoids_per_token_weight_copies():
     from torch.profiler import profile
 
-    from pipeline.models import create_clip
-    from pipeline.params import ClipParams
+    from pipeline.core.params import ClipParams
+    from pipeline.models.factory import create_clip
 
     fresh, preprocess, _ = create_clip(ClipParams(model="nola-smoke-vit", pretrained=None))
     wrapped, _, _ = create_clip(ClipParams(model="nola-smoke-vit", pretrained=None))
@@ -66,8 +66,8 @@ def test_gradients_reach_only_trainable_parameters(smoke_model):
 
 
 def test_state_round_trip_into_a_fresh_tower(smoke_model):
-    from pipeline.models import create_clip
-    from pipeline.params import ClipParams
+    from pipeline.core.params import ClipParams
+    from pipeline.models.factory import create_clip
 
     model, preprocess, _ = smoke_model
     prompted = PromptedCLIP(model.visual, torch.randn(4, 32), 2, 10.0)

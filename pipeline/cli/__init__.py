@@ -1,0 +1,1 @@
+"""The ``nola`` command's helpers: scaffolding a project, its status, predictions on new images."""

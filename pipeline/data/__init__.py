@@ -1,0 +1,1 @@
+"""Stage split: image collections (folders, manifests, the paper's benchmarks), decoding, screening."""

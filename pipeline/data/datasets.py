@@ -1,0 +1,330 @@
+"""Image collections: one factory, :func:`create_dataset`, chosen by ``data.source``.
+
+Every source resolves to a :class:`Collection`: an image root, the class names, an unlabeled
+pool and a labeled test split, each a list of paths relative to the root. Pool labels, when a
+source knows them, are kept apart in ``pool_labels`` and only evaluation reads them.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+
+from pipeline.core.artifacts import read_json, read_table, write_json, write_table
+from pipeline.core.errors import DatasetError
+from pipeline.core.params import DataParams
+from pipeline.data import synthetic
+from pipeline.data.benchmarks import BENCHMARKS, Benchmark, clean_class_name
+from pipeline.data.images import IMAGE_SUFFIXES
+
+__all__ = ["BENCHMARKS", "Collection", "DatasetError", "clean_class_name", "create_dataset"]
+
+
+@dataclass
+class Collection:
+    root: Path
+    classes: list[str]
+    pool: list[str]
+    test: list[str]
+    test_labels: list[int]
+    pool_labels: dict[str, int] = field(default_factory=dict)
+    seeded_split: bool = False  # the test split was drawn by stratified_split, not given by the source
+
+
+def scan_folder(root: Path) -> tuple[list[str], list[tuple[str, int]]]:
+    """``root/<class>/<image>``: class folders in sorted order, images by relative path.
+
+    Hidden files and folders (.DS_Store, ._x.jpg) are not images. Anything else with an image
+    suffix is listed, a broken link included, so that the split stage reports it rather than
+    silently leaving it out."""
+    if not root.is_dir():
+        raise DatasetError(f"data.root = {str(root)!r}: no such folder; point it at root/<class>/<images>")
+    folders = sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
+    if not folders:
+        raise DatasetError(f"data.root = {str(root)!r}: no class folders inside (expected root/<class>/<images>)")
+    items = []
+    for label, folder in enumerate(folders):
+        for p in sorted(folder.rglob("*")):
+            rel = p.relative_to(root)
+            if (
+                p.suffix.lower() in IMAGE_SUFFIXES
+                and not any(part.startswith(".") for part in rel.parts)
+                and not p.is_dir()
+            ):
+                items.append((rel.as_posix(), label))
+    return [f.name for f in folders], items
+
+
+def stratified_split(items: list[tuple[str, int]], test_fraction: float, seed: int):
+    """Seeded per-class split for datasets without an official one."""
+    rng = np.random.default_rng(seed)
+    by_class: dict[int, list[str]] = {}
+    for path, label in items:
+        by_class.setdefault(label, []).append(path)
+    pool, test = [], []
+    for label in sorted(by_class):
+        paths = sorted(by_class[label])
+        order = rng.permutation(len(paths))
+        n_test = int(round(test_fraction * len(paths))) if len(paths) > 1 else 0
+        test += [(paths[i], label) for i in order[:n_test]]
+        pool += [(paths[i], label) for i in order[n_test:]]
+    return sorted(pool), sorted(test)
+
+
+def _name_classes(folder_names: list[str], params: DataParams, readable: dict[str, str] | None = None) -> list[str]:
+    if params.classes is not None:
+        if len(params.classes) != len(folder_names):
+            raise DatasetError(
+                f"data.classes has {len(params.classes)} names but {params.root} has "
+                f"{len(folder_names)} class folders ({', '.join(folder_names)}); "
+                "give one name per folder, in sorted folder order"
+            )
+        return list(params.classes)
+    readable = readable or {}
+    return [readable.get(n, clean_class_name(n)) for n in folder_names]
+
+
+def _from_items(root: Path, classes: list[str], items: list[tuple[str, int]], params: DataParams) -> Collection:
+    if params.split_file:
+        return _coop_split(root, params)
+    pool, test = stratified_split(items, params.test_fraction, params.seed)
+    return Collection(
+        root=root,
+        classes=classes,
+        pool=[p for p, _ in pool],
+        test=[p for p, _ in test],
+        test_labels=[label for _, label in test],
+        pool_labels=dict(pool),
+        seeded_split=True,
+    )
+
+
+def _coop_split(root: Path, params: DataParams) -> Collection:
+    """A CoOp split JSON: {"train": [[path, label, classname], ...], "val": ..., "test": ...}."""
+    split = read_json(params.split_file)
+    try:
+        train, test = split["train"], split["test"]
+        names: dict[int, str] = {}
+        for _path, label, name in [*train, *test]:
+            names.setdefault(int(label), name)
+    except (KeyError, TypeError, ValueError) as err:
+        raise DatasetError(
+            f"data.split_file = {params.split_file!r}: expected CoOp format "
+            '{"train": [[path, label, classname], ...], "test": [...]} (' + str(err) + ")"
+        ) from None
+    if sorted(names) != list(range(len(names))):
+        raise DatasetError(f"data.split_file = {params.split_file!r}: labels must be 0..C-1, got {sorted(names)}")
+    classes = list(params.classes) if params.classes else [clean_class_name(names[i]) for i in range(len(names))]
+    return Collection(
+        root=root,
+        classes=classes,
+        pool=[p for p, _, _ in train],
+        test=[p for p, _, _ in test],
+        test_labels=[int(label) for _, label, _ in test],
+        pool_labels={p: int(label) for p, label, _ in train},
+    )
+
+
+def _folder(params: DataParams) -> Collection:
+    root = Path(params.root)
+    folder_names, items = scan_folder(root)
+    return _from_items(root, _name_classes(folder_names, params), items, params)
+
+
+def _manifest(params: DataParams) -> Collection:
+    """CSV or parquet with columns path[, label][, split]; paths relative to data.root."""
+    import pandas as pd
+
+    if not params.manifest:
+        raise DatasetError("data.source = 'manifest' needs data.manifest (a CSV or parquet file with a 'path' column)")
+    path = Path(params.manifest)
+    if not path.is_file():
+        raise DatasetError(f"data.manifest = {params.manifest!r}: file not found")
+    frame = pd.read_parquet(path) if path.suffix == ".parquet" else pd.read_csv(path, dtype=str, keep_default_na=False)
+    if "path" not in frame.columns:
+        raise DatasetError(f"{path}: needs a 'path' column, has {list(frame.columns)}")
+    has_label = "label" in frame.columns
+    names = sorted({str(v) for v in frame["label"] if str(v)}) if has_label else []
+    classes = list(params.classes) if params.classes else [clean_class_name(n) for n in names]
+    if not classes:
+        raise DatasetError(f"{path}: no 'label' column and no data.classes; the class names must come from one of them")
+    index = {n: i for i, n in enumerate(names)}
+    rows = [
+        (str(p), index.get(str(lab)) if has_label else None)
+        for p, lab in zip(frame["path"], frame["label"] if has_label else [None] * len(frame))
+    ]
+    seeded = "split" not in frame.columns
+    if not seeded:
+        split = [str(s) for s in frame["split"]]
+        pool = sorted((p, lab) for (p, lab), s in zip(rows, split) if s in ("train", "pool"))
+        test = sorted((p, lab) for (p, lab), s in zip(rows, split) if s == "test")
+    else:
+        pool, test = stratified_split([r for r in rows if r[1] is not None], params.test_fraction, params.seed)
+        pool = sorted(pool + [r for r in rows if r[1] is None])
+    unlabeled_test = [p for p, lab in test if lab is None]
+    if unlabeled_test:
+        raise DatasetError(f"{path}: test rows need a label; unlabeled: {unlabeled_test[:3]}")
+    return Collection(
+        root=Path(params.root),
+        classes=classes,
+        pool=[p for p, _ in pool],
+        test=[p for p, _ in test],
+        test_labels=[int(lab) for _, lab in test],
+        pool_labels={p: int(lab) for p, lab in pool if lab is not None},
+        seeded_split=seeded,
+    )
+
+
+def image_root(params: DataParams) -> Path:
+    """The folder that image ids are relative to (torchvision nests most datasets a level or two down)."""
+    spec = BENCHMARKS.get(params.source)
+    return Path(params.root) / spec.images if spec else Path(params.root)
+
+
+def fetch(params: DataParams) -> Path:
+    """Make the images of built-in sources exist under ``data.root`` (download or generate)."""
+    spec = BENCHMARKS.get(params.source)
+    if params.source == "synthetic":
+        if not Path(params.root).is_dir():
+            synthetic.generate(
+                params.root, params.synthetic_classes, params.synthetic_per_class, params.synthetic_size, params.seed
+            )
+    elif spec is not None and not (image_root(params) / (spec.split_dirs or ("",))[0]).is_dir():
+        if spec.download is None or not params.download:
+            reason = "data.download is false" if spec.download else "it cannot be downloaded automatically"
+            raise DatasetError(f"{spec.title} not found under {image_root(params)} and {reason}: {spec.get}")
+        spec.download(Path(params.root))
+    return Path(params.root)
+
+
+def _split_folders(root: Path, dirs: tuple[str, str]) -> tuple[list[str], list, list]:
+    """``root/<pool dir>/<class>/...`` and ``root/<test dir>/<class>/...`` with the same class folders."""
+    (names, pool), (test_names, test) = (scan_folder(root / d) for d in dirs)
+    if names != test_names:
+        raise DatasetError(
+            f"{root / dirs[0]} and {root / dirs[1]} have different class folders; "
+            f"only in one of them: {sorted(set(names) ^ set(test_names))[:5]}"
+        )
+    pool, test = ([(f"{d}/{p}", label) for p, label in items] for d, items in zip(dirs, (pool, test)))
+    return names, pool, test
+
+
+def _drop_classes(names: list[str], items: list, excluded: tuple[str, ...]) -> tuple[list[str], list]:
+    """Remove excluded classes and their images, renumbering the labels of the rest."""
+    keep = [i for i, n in enumerate(names) if n not in excluded]
+    new_label = {old: new for new, old in enumerate(keep)}
+    return [names[i] for i in keep], [(p, new_label[label]) for p, label in items if label in new_label]
+
+
+def _benchmark(params: DataParams) -> Collection:
+    """One of the paper's datasets in the layout torchvision downloads (see pipeline.data.benchmarks)."""
+    spec: Benchmark = BENCHMARKS[params.source]
+    root = image_root(params)
+    if params.split_file:
+        return _coop_split(root, params)
+    if spec.read is not None:
+        listing = spec.read(Path(params.root))
+        names, pool, test = listing.classes, listing.pool, listing.test
+    elif spec.split_dirs is not None:
+        names, pool, test = _split_folders(root, spec.split_dirs)
+    else:
+        (names, pool), test = scan_folder(root), None
+        names, pool = _drop_classes(names, pool, spec.exclude)
+    classes = _name_classes(names, params, dict(zip(names, spec.class_names(Path(params.root), names))))
+    if test is None:
+        return _from_items(root, classes, pool, params)
+    return Collection(
+        root=root,
+        classes=classes,
+        pool=[p for p, _ in pool],
+        test=[p for p, _ in test],
+        test_labels=[label for _, label in test],
+        pool_labels=dict(pool),
+    )
+
+
+SOURCES: dict[str, Callable[[DataParams], Collection]] = {
+    "folder": _folder,
+    "synthetic": _folder,
+    "manifest": _manifest,
+    **{name: _benchmark for name in BENCHMARKS},
+}
+
+
+def create_dataset(params: DataParams) -> Collection:
+    collection = SOURCES[params.source](params)
+    twins = sorted({c for c in collection.classes if collection.classes.count(c) > 1})
+    if twins:
+        raise DatasetError(
+            f"class names {twins} occur more than once (folder names that differ only by '_' or '-'?); "
+            "name each class once in data.classes"
+        )
+    return collection
+
+
+def drop_images(collection: Collection, drop: set[str], params: DataParams) -> Collection:
+    """The collection without ``drop``. A seeded split is drawn again from what is left, so that
+    unusable files never move a good image between the pool and the test split."""
+    if not drop:
+        return collection
+    if collection.seeded_split:
+        test_labels = dict(zip(collection.test, collection.test_labels))
+        labeled = [(p, lab) for p, lab in [*collection.pool_labels.items(), *test_labels.items()] if p not in drop]
+        unlabeled = [(p, None) for p in collection.pool if p not in collection.pool_labels and p not in drop]
+        pool, test = stratified_split(labeled, params.test_fraction, params.seed)
+        pool = sorted(pool + unlabeled)
+    else:
+        pool = [(p, collection.pool_labels.get(p)) for p in collection.pool if p not in drop]
+        test = [(p, lab) for p, lab in zip(collection.test, collection.test_labels) if p not in drop]
+    return Collection(
+        root=collection.root,
+        classes=collection.classes,
+        pool=[p for p, _ in pool],
+        test=[p for p, _ in test],
+        test_labels=[int(lab) for _, lab in test],
+        pool_labels={p: int(lab) for p, lab in pool if lab is not None},
+        seeded_split=collection.seeded_split,
+    )
+
+
+def file_sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def write_split(collection: Collection, out_dir: str | Path, hashes: dict[str, str] | None = None) -> None:
+    """pool.parquet and test.parquet (id + content hash, no labels), labels.parquet, classes.json.
+
+    The content hash makes every downstream stage rerun when an image's bytes change; ``hashes``
+    passes the ones already computed.
+    """
+    out = Path(out_dir)
+    hashes = hashes or {}
+    for name, ids in (("pool", collection.pool), ("test", collection.test)):
+        digests = [hashes.get(i) or file_sha256(collection.root / i) for i in ids]
+        write_table(out / f"{name}.parquet", pa.table({"id": ids, "sha256": digests}))
+    label_ids = [*collection.pool_labels, *collection.test]
+    write_table(
+        out / "labels.parquet",
+        pa.table(
+            {
+                "id": label_ids,
+                "split": ["pool"] * len(collection.pool_labels) + ["test"] * len(collection.test),
+                "label": pa.array([*collection.pool_labels.values(), *collection.test_labels], type=pa.int32()),
+            }
+        ),
+    )
+    write_json(out / "classes.json", {"classes": collection.classes})
+
+
+def read_ids(split_file: str | Path) -> list[str]:
+    """The image ids of a split written by :func:`write_split`."""
+    return read_table(split_file, columns=["id"])[0].column("id").to_pylist()

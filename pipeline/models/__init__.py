@@ -1,0 +1,1 @@
+"""CLIP (open_clip) and DINO (timm) factories, chosen by params, and their speed-ups."""

@@ -1,0 +1,136 @@
+"""Model factories: :func:`create_clip` (open_clip) and :func:`create_dino` (timm), chosen by params.
+
+Weights come through open_clip / timm (a pretrained tag they download, or a local file). With no
+pretrained weights the model is built with seeded random weights: that is how the tests and the
+offline smoke configuration run the real architectures without any download.
+"""
+
+from __future__ import annotations
+
+import difflib
+from pathlib import Path
+from pickle import UnpicklingError
+from typing import Any
+
+import open_clip
+import timm
+import torch
+from torch import nn
+
+from pipeline.core.errors import NolaError
+from pipeline.core.params import ClipParams, DinoParams
+from pipeline.data.images import Preprocess
+
+CONFIG_DIR = Path(__file__).parent / "configs"
+
+
+class ModelError(NolaError, ValueError):
+    """A model name or weights setting that cannot be honoured, worded for the user."""
+
+
+UNSAFE_WEIGHTS = (
+    "refused: this checkpoint holds pickled objects besides tensors, and weights are only loaded with "
+    "torch.load(weights_only=True); give a .safetensors file or a plain state dict"
+)
+
+
+def _register_configs(extra_dir: str | None) -> None:
+    open_clip.add_model_config(CONFIG_DIR)
+    if extra_dir:
+        if not Path(extra_dir).is_dir():
+            raise ModelError(f"clip.model_config_dir = {extra_dir!r}: no such folder")
+        open_clip.add_model_config(extra_dir)
+
+
+def _suggest(name: str, known: list[str]) -> str:
+    close = difflib.get_close_matches(name, known, n=3)
+    return f" (close: {', '.join(close)})" if close else ""
+
+
+def clip_name_problems(params: ClipParams) -> list[str]:
+    """An unknown open_clip name, worded as a params problem (checked when any stage starts)."""
+    try:
+        _register_configs(params.model_config_dir)
+    except ModelError as err:
+        return [str(err)]
+    if params.model in open_clip.list_models():
+        return []
+    return [
+        f"clip.model = {params.model!r}: not an open_clip model{_suggest(params.model, open_clip.list_models())}; "
+        "see open_clip.list_models() or set clip.model_config_dir to a folder with its JSON config"
+    ]
+
+
+def dino_name_problems(params: DinoParams) -> list[str]:
+    arch = params.model.split(".")[0]
+    if timm.is_model(arch):
+        return []
+    return [
+        f"dino.model = {params.model!r}: not a timm model{_suggest(arch, timm.list_models())}; "
+        "see timm.list_models('*dino*')"
+    ]
+
+
+def clip_identity(params: ClipParams) -> dict[str, Any]:
+    """What makes CLIP features comparable; stored in artifacts and checked by later stages."""
+    return {"encoder": "clip", "model": params.model, "pretrained": params.pretrained}
+
+
+def dino_identity(params: DinoParams) -> dict[str, Any]:
+    return {"encoder": "dino", "model": params.model, "pretrained": params.pretrained, "kwargs": params.kwargs}
+
+
+def create_clip(params: ClipParams) -> tuple[open_clip.CLIP, Preprocess, Any]:
+    """An open_clip model in eval mode, its deterministic preprocessing and its tokenizer."""
+    problems = clip_name_problems(params)
+    if problems:
+        raise ModelError("; ".join(problems))
+    torch.manual_seed(params.seed)
+    try:
+        model = open_clip.create_model(params.model, pretrained=params.pretrained or None)
+    except UnpicklingError:
+        raise ModelError(f"clip.pretrained = {params.pretrained!r}: {UNSAFE_WEIGHTS}") from None
+    except RuntimeError as err:
+        raise ModelError(f"clip.pretrained = {params.pretrained!r} for {params.model!r}: {err}") from None
+    model.eval()
+    cfg = getattr(model.visual, "preprocess_cfg", {})
+    size = model.visual.image_size
+    preprocess = Preprocess(
+        size=int(size[0] if isinstance(size, (tuple, list)) else size),
+        mean=tuple(cfg.get("mean", open_clip.OPENAI_DATASET_MEAN)),
+        std=tuple(cfg.get("std", open_clip.OPENAI_DATASET_STD)),
+        interpolation=cfg.get("interpolation", "bicubic"),
+    )
+    return model, preprocess, open_clip.get_tokenizer(params.model)
+
+
+def create_dino(params: DinoParams) -> tuple[nn.Module, Preprocess]:
+    """A timm model returning its pooled (CLS) feature, and the deterministic preprocessing."""
+    problems = dino_name_problems(params)
+    if problems:
+        raise ModelError("; ".join(problems))
+    torch.manual_seed(params.seed)
+    kwargs = dict(params.kwargs)
+    pretrained = params.pretrained
+    if isinstance(pretrained, str):
+        if not Path(pretrained).is_file():
+            raise ModelError(f"dino.pretrained = {pretrained!r}: no such weights file")
+        kwargs["pretrained_cfg_overlay"] = {"file": pretrained}
+        pretrained = True
+    try:
+        model = timm.create_model(params.model, pretrained=pretrained, num_classes=0, **kwargs)
+    except UnpicklingError:
+        raise ModelError(f"dino.pretrained = {params.pretrained!r}: {UNSAFE_WEIGHTS}") from None
+    except (RuntimeError, TypeError) as err:
+        raise ModelError(f"dino: cannot build {params.model!r} with {params.kwargs}: {err}") from None
+    model.eval()
+    cfg = timm.data.resolve_model_data_config(model)
+    patch_embed = getattr(model, "patch_embed", None)
+    size = patch_embed.img_size[-1] if patch_embed is not None and patch_embed.img_size else cfg["input_size"][-1]
+    preprocess = Preprocess(
+        size=int(size),
+        mean=tuple(float(v) for v in cfg["mean"]),
+        std=tuple(float(v) for v in cfg["std"]),
+        interpolation="bicubic",
+    )
+    return model, preprocess
