@@ -2,16 +2,20 @@
 # fresh machine.
 PYTHON ?= python3
 SMOKE_DIR ?= .smoke
-PIP_INSTALL = $(PYTHON) -m pip install --quiet --disable-pip-version-check -r requirements.txt
+PIP = $(PYTHON) -m pip install --quiet --disable-pip-version-check
 # llama-cpp-python builds llama.cpp from source; a native (-march=native) build crashed in its AMX
 # matmul, so build for the generic CPU (README: troubleshooting). Only read when it compiles.
 export CMAKE_ARGS ?= -DGGML_NATIVE=OFF
 
-.PHONY: install run smoke test bench
+.PHONY: install install-dev run smoke lint test test-fast bench
 
 install:
-	$(PIP_INSTALL)
-	$(PYTHON) -m pip install --quiet --disable-pip-version-check --no-deps --no-build-isolation -e .
+	$(PIP) -r requirements.txt
+	$(PIP) --no-deps --no-build-isolation -e .
+
+## requirements.txt plus the test and lint tools (requirements-dev.txt).
+install-dev: install
+	$(PIP) -r requirements-dev.txt
 
 ## The main job: NoLA on the default configuration (params.yaml: EuroSAT, CLIP ViT-B/32, DINO ViT-B/16).
 run: install
@@ -23,9 +27,18 @@ smoke: install
 	rm -rf $(SMOKE_DIR)
 	$(PYTHON) -m pipeline smoke $(SMOKE_DIR)
 
-## What CI runs.
-test: install
+## ruff's lint rules and its formatter (check only; `ruff format .` applies it).
+lint: install-dev
+	$(PYTHON) -m ruff check .
+	$(PYTHON) -m ruff format --check .
+
+## The whole test suite (what CI runs, after lint).
+test: install-dev
 	$(PYTHON) -m pytest -q
+
+## The unit tests only: the contributor's quick loop.
+test-fast: install-dev
+	$(PYTHON) -m pytest -q -m unit
 
 ## Speed and memory against same-run baselines (bench/; a few minutes; not part of test).
 bench: install

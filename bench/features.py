@@ -27,9 +27,8 @@ from torch.utils.data import DataLoader, Dataset
 from torchvision import transforms as T
 
 from pipeline.core import hardware
-from pipeline.core.artifacts import feature_table, read_features
+from pipeline.core.artifacts import feature_table, file_sha256, read_features
 from pipeline.core.params import ClipParams, DinoParams
-from pipeline.data.datasets import file_sha256
 from pipeline.data.images import Preprocess
 from pipeline.encode.features import ImageEncoder
 from pipeline.models.factory import create_clip, create_dino

@@ -21,7 +21,7 @@ import pyarrow.parquet as pq
 import yaml
 from PIL import Image
 
-from pipeline.data.datasets import file_sha256
+from pipeline.core.artifacts import file_sha256
 
 PROJECT = Path(__file__).resolve().parents[1]
 

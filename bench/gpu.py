@@ -22,8 +22,8 @@ import torch
 from torch import nn
 
 from pipeline.core import hardware
+from pipeline.core.artifacts import file_sha256
 from pipeline.core.params import ClipParams, DinoParams, TuneParams
-from pipeline.data.datasets import file_sha256
 from pipeline.data.images import Preprocess
 from pipeline.encode.features import ImageEncoder
 from pipeline.method.tuning import param_groups, smoothed_cross_entropy, tune

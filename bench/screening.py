@@ -14,8 +14,9 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
+from pipeline.core.artifacts import file_sha256
 from pipeline.core.params import DataParams
-from pipeline.data.datasets import Collection, file_sha256
+from pipeline.data.datasets import Collection
 from pipeline.data.screening import screen
 
 

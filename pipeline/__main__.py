@@ -9,9 +9,8 @@ from typing import Annotated
 import typer
 import yaml
 
-from pipeline.core.params import dataset_names, load_dataset
-from pipeline.core.stage import run_app
-from pipeline.data import datasets
+from pipeline.core.params import load_params
+from pipeline.core.stage import deterministic_torch, run_app
 
 app = typer.Typer(add_completion=False, pretty_exceptions_enable=False, help=__doc__)
 
@@ -22,8 +21,11 @@ def fetch_data(
     params: Path = Path("params.yaml"),
 ) -> None:
     """Download (torchvision datasets) or generate (synthetic) the images of each dataset in params.yaml."""
-    for name in dataset or dataset_names(params):
-        root = datasets.fetch(load_dataset(params, name).data)
+    from pipeline.data import datasets
+
+    p = load_params(params)
+    for name in dataset or list(p.datasets):
+        root = datasets.fetch(p.dataset(name).data)
         typer.echo(f"{name}: images ready under {root}")
 
 
@@ -37,7 +39,7 @@ def smoke(
     project = scaffold(directory, yaml.safe_load((PROJECT_ROOT / "configs" / "smoke.yaml").read_text()))
     subprocess.run([sys.executable, "-m", "pipeline", "fetch-data"], cwd=project, check=True)
     subprocess.run(["dvc", "repro"], cwd=project, check=True)
-    for name in dataset_names(project / "params.yaml"):
+    for name in load_params(project / "params.yaml").datasets:
         typer.echo(f"metrics: {project / 'artifacts' / name / 'evaluate' / 'metrics.json'}")
 
 
@@ -60,12 +62,13 @@ def predict(
 ) -> None:
     """Classify new images with the tuned model: a CSV of the top-k classes and their probabilities."""
     from pipeline.cli.predict import predict_images
-    from pipeline.core.params import ClipParams, load_section
 
+    p = load_params(params)
     if tuned is None:
-        name = dataset or dataset_names(params)[0]
+        name = dataset or next(iter(p.datasets))
         tuned = Path("artifacts") / name / "tune" / "prompt.safetensors"
-    n = predict_images(tuned, load_section(params, "clip", ClipParams), images, out, top_k, batch_size, num_workers)
+    deterministic_torch()
+    n = predict_images(tuned, p.clip, images, out, top_k, batch_size, num_workers)
     typer.echo(f"{n} images -> {out}")
 
 

@@ -2,58 +2,35 @@
 
 from pathlib import Path
 
-import numpy as np
-import pyarrow as pa
-
-from pipeline.core.artifacts import ArtifactError, check_encoder, read_features, read_table, write_table, write_tensors
-from pipeline.core.params import AlignParams, DinoParams, load_section
+from pipeline.core.artifacts import read_features, read_table, write_table, write_tensors
+from pipeline.core.params import load_params
 from pipeline.core.stage import log, run
 from pipeline.method import alignment
 from pipeline.models.factory import dino_identity
 
 
 def main(dino_pool: Path, pseudo_labels: Path, out_dir: Path, params: Path = Path("params.yaml")) -> None:
-    dino = load_section(params, "dino", DinoParams)
-    cfg = load_section(params, "align", AlignParams)
-    ids, features, meta = read_features(dino_pool)
-    check_encoder(dino_pool, meta, dino_identity(dino), "features_dino")
+    p = load_params(params)
+    ids, features, meta = read_features(dino_pool, made_with=dino_identity(p.dino), by="features_dino")
     selected, pl_meta = read_table(pseudo_labels)
     classes = pl_meta["classes"]
-    row = {image_id: i for i, image_id in enumerate(ids)}
-    unknown = [i for i in selected.column("id").to_pylist() if i not in row]
-    if unknown:
-        raise ArtifactError(f"{pseudo_labels}: ids missing from {dino_pool} (e.g. {unknown[:3]}); rerun features_dino")
-    if selected.num_rows == 0:
-        raise ArtifactError(f"{pseudo_labels}: no pseudo-labelled images; the alignment head cannot be trained")
-    x = features[[row[i] for i in selected.column("id").to_pylist()]]
-    y = selected.column("label").to_numpy()
-    head, history = alignment.train_head(x, y, len(classes), cfg.hidden, cfg.lr, cfg.batch_size, cfg.epochs, cfg.seed)
-    write_tensors(
-        out_dir / "head.safetensors",
-        head.state_dict(),
-        {
-            **dino_identity(dino),
-            "classes": classes,
-            "hidden": cfg.hidden,
-            "in_dim": int(x.shape[1]),
-            "preprocess": meta["preprocess"],
-        },
-    )
-    label, conf = alignment.predict(head, features)
+    head, history = alignment.fit_head(ids, features, selected, len(classes), p.align)
+    head_meta = {
+        **dino_identity(p.dino),
+        "classes": classes,
+        "hidden": p.align.hidden,
+        "in_dim": int(features.shape[1]),
+        "preprocess": meta["preprocess"],
+    }
+    write_tensors(out_dir / "head.safetensors", head.state_dict(), head_meta)
     write_table(
         out_dir / "dl_labels.parquet",
-        pa.table(
-            {
-                "id": pa.array(ids, type=pa.string()),
-                "label": pa.array(label.astype(np.int32)),
-                "prob": pa.array(conf.astype(np.float32)),
-            }
-        ),
+        alignment.dl_label_table(ids, alignment.dl_probs(head, features)),
         {"classes": classes},
     )
     log.info(
         "align: head trained on %d images (final loss %.4f); DL labels for %d pool images -> %s",
-        len(y),
+        selected.num_rows,
         history[-1],
         len(ids),
         out_dir,

@@ -3,13 +3,13 @@
 from pathlib import Path
 
 from pipeline.core.artifacts import read_json, write_json
-from pipeline.core.params import DescribeParams, load_section
+from pipeline.core.params import load_params
 from pipeline.core.stage import log, run
 from pipeline.describe.descriptions import describe_classes
 
 
 def main(classes_json: Path, prompts: Path, out: Path, params: Path = Path("params.yaml")) -> None:
-    describe = load_section(params, "describe", DescribeParams)
+    describe = load_params(params).describe
     classes = read_json(classes_json)["classes"]
     doc = describe_classes(describe, classes, prompts)
     write_json(out, doc)

@@ -3,28 +3,19 @@
 from pathlib import Path
 
 import numpy as np
-import torch
 
-from pipeline.core.artifacts import (
-    check_encoder,
-    read_features,
-    read_json,
-    read_table,
-    read_tensors,
-    write_csv,
-    write_json,
-)
-from pipeline.core.params import ClipParams, EvaluateParams, load_dataset, load_section
+from pipeline.core.artifacts import read_features, read_json, read_table, read_tensors, write_csv, write_json
+from pipeline.core.params import load_params
 from pipeline.core.stage import log, run
-from pipeline.data.datasets import image_root, read_ids
+from pipeline.data.datasets import image_root, read_ids, read_labels
 from pipeline.method.alignment import head_from_state
-from pipeline.method.alignment import predict as dl_predict
-from pipeline.method.text_classifier import zero_shot_probs
-from pipeline.method.tuning import predict as tuned_predict
-from pipeline.method.visual_prompts import prompted_from_state
+from pipeline.method.text_classifier import read_classifiers
+from pipeline.method.visual_prompts import load_tuned
 from pipeline.models.factory import clip_identity, create_clip
 from pipeline.report import evaluation as ev
 from pipeline.report.summary_plot import render_summary
+
+DINO_IDENTITY = ("encoder", "model", "pretrained", "kwargs", "preprocess")
 
 
 def main(
@@ -38,57 +29,41 @@ def main(
     out_dir: Path,
     params: Path = Path("params.yaml"),
 ) -> None:
-    data = load_dataset(params, dataset).data
-    clip = load_section(params, "clip", ClipParams)
-    cfg = load_section(params, "evaluate", EvaluateParams)
+    p = load_params(params)
     classes = read_json(split_dir / "classes.json")["classes"]
     test_ids = read_ids(split_dir / "test.parquet")
-    labels = read_table(split_dir / "labels.parquet")[0].to_pandas()
-    truth = dict(zip(labels["id"], labels["label"]))
-    model, preprocess, _ = create_clip(clip)
+    truth = read_labels(split_dir / "labels.parquet")
+    model, preprocess, _ = create_clip(p.clip)
 
     # Every input must come from the current settings and split: refuse stale ones before any work.
-    clip_path, dino_path = features_dir / "clip" / "test.parquet", features_dir / "dino" / "test.parquet"
-    clip_ids, clip_test, clip_meta = read_features(clip_path)
-    dino_ids, dino_test, dino_meta = read_features(dino_path)
-    tensors, text_meta = read_tensors(classifiers)
-    head_state, head_meta = read_tensors(head)
-    state, prompt_meta = read_tensors(prompt)
-    selected, selected_meta = read_table(pseudo_labels)
-    now = {**clip_identity(clip), "preprocess": preprocess.as_dict()}
-    dino_then = {k: head_meta.get(k) for k in ("encoder", "model", "pretrained", "kwargs", "preprocess")}
-    check_encoder(classifiers, text_meta, {**clip_identity(clip), "classes": classes}, "text_classifier")
-    check_encoder(clip_path, {**clip_meta, "ids": clip_ids}, {**now, "ids": test_ids}, "features_clip")
-    check_encoder(pseudo_labels, selected_meta, {"clip_preprocess": now["preprocess"]}, "features_clip")
-    check_encoder(dino_path, {**dino_meta, "ids": dino_ids}, {**dino_then, "ids": test_ids}, "features_dino")
-    check_encoder(head, head_meta, {"classes": classes}, "align")
-    check_encoder(prompt, prompt_meta, {**now, "classes": classes}, "tune")
+    clip_now = {**clip_identity(p.clip), "preprocess": preprocess.as_dict()}
+    text = read_classifiers(classifiers, clip_identity(p.clip), classes)
+    head_state, head_meta = read_tensors(head, made_with={"classes": classes}, by="align")
+    _, clip_test, _ = read_features(
+        features_dir / "clip" / "test.parquet", made_with=clip_now, by="features_clip", ids=test_ids
+    )
+    dino_then = {k: head_meta.get(k) for k in DINO_IDENTITY}
+    _, dino_test, _ = read_features(
+        features_dir / "dino" / "test.parquet", made_with=dino_then, by="features_dino", ids=test_ids
+    )
+    selected, _ = read_table(pseudo_labels, made_with={"clip_preprocess": clip_now["preprocess"]}, by="features_clip")
+    tuned, _ = load_tuned(prompt, model.visual, {**clip_now, "classes": classes})
 
+    probs = ev.four_classifiers(
+        clip_test,
+        dino_test,
+        text,
+        head_from_state(head_state),
+        tuned,
+        image_root(p.dataset(dataset).data),
+        test_ids,
+        preprocess,
+        p.evaluate.batch_size,
+        p.evaluate.num_workers,
+    )
+    predictions = {name: prob.argmax(axis=1) for name, prob in probs.items()}
     y = np.array([truth[i] for i in test_ids])
-    scale = float(tensors["logit_scale"])
-    feats = torch.as_tensor(clip_test)
-    predictions = {
-        "zero_shot": zero_shot_probs(feats, tensors["zeroshot"], scale).argmax(-1).numpy(),
-        "cde": zero_shot_probs(feats, tensors["cde"], scale).argmax(-1).numpy(),
-        "dl": dl_predict(head_from_state(head_state), dino_test)[0],
-    }
-    tuned = prompted_from_state(model.visual, state, prompt_meta["logit_scale"])
-    predictions["nola"] = tuned_predict(
-        tuned, image_root(data), test_ids, preprocess, cfg.batch_size, cfg.num_workers
-    ).argmax(-1)
-
-    selected = selected.to_pandas()
-    known = selected[selected["id"].isin(truth.keys())]
-    accuracy = {name: ev.accuracy(pred, y) for name, pred in predictions.items()}
-    # Grouped so that `dvc exp show` / `dvc metrics diff` put the four methods in adjacent columns.
-    metrics = {"accuracy": accuracy, "nola_gain": accuracy["nola"] - accuracy["zero_shot"]}
-    metrics["pseudo_labels"] = {
-        "count": len(selected),
-        "precision": ev.accuracy(known["label"].to_numpy(), np.array([truth[i] for i in known["id"]]))
-        if len(known)
-        else None,
-    }
-    metrics["data"] = {"test_images": len(y), "classes": len(classes)}
+    metrics = ev.metrics_document(predictions, y, selected.to_pandas(), truth, classes)
     write_json(out_dir / "metrics.json", metrics)
     per_class = {name: ev.per_class_accuracy(pred, y, len(classes)) for name, pred in predictions.items()}
     write_csv(
@@ -100,11 +75,11 @@ def main(
     render_summary(
         out_dir / "summary.png",
         f"NoLA on {dataset}: {len(classes)} classes, {len(y)} test images",
-        accuracy,
+        metrics["accuracy"],
         classes,
         per_class,
     )
-    log.info("evaluate: %s", ", ".join(f"{n} {a:.3f}" for n, a in accuracy.items()))
+    log.info("evaluate: %s", ", ".join(f"{n} {a:.3f}" for n, a in metrics["accuracy"].items()))
 
 
 if __name__ == "__main__":

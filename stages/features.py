@@ -5,12 +5,12 @@ from pathlib import Path
 
 from pipeline.core import hardware
 from pipeline.core.distributed import process_group
-from pipeline.core.params import ClipParams, ComputeParams, DinoParams, FeaturesParams, load_dataset, load_section
+from pipeline.core.params import load_params
 from pipeline.core.stage import log, run
 from pipeline.data.datasets import image_root
 from pipeline.encode.feature_cache import PreviousFeatures, encode_split, previous_outputs
 from pipeline.encode.features import ImageEncoder, library_versions
-from pipeline.models.factory import clip_identity, create_clip, create_dino, dino_identity
+from pipeline.models.factory import create_encoder
 
 SPLITS = ("pool", "test")
 
@@ -21,30 +21,21 @@ class Encoder(StrEnum):
 
 
 def main(encoder: Encoder, dataset: str, split_dir: Path, out_dir: Path, params: Path = Path("params.yaml")) -> None:
-    data = load_dataset(params, dataset).data
-    features = load_section(params, "features", FeaturesParams)
-    compute = load_section(params, "compute", ComputeParams)
-    hw = hardware.resolve(features.device, features.precision, "features")
-    if encoder is Encoder.clip:
-        clip = load_section(params, "clip", ClipParams)
-        model, preprocess, _ = create_clip(clip)
-        network, identity, seed = model.visual, clip_identity(clip), clip.seed
-    else:
-        dino = load_section(params, "dino", DinoParams)
-        network, preprocess = create_dino(dino)
-        identity, seed = dino_identity(dino), dino.seed
-    encode = ImageEncoder.prepare(network, preprocess, hw, features.batch_size, features.num_workers)
-    root = image_root(data)
-    # the seed sets the weights that pretrained leaves random: part of what features can be reused across;
-    # so does the compute (bf16 or a GPU round the last bits differently)
+    p = load_params(params)
+    cfg = p.features
+    hw = hardware.resolve(cfg.device, cfg.precision, "features")
+    model = create_encoder(encoder.value, p)
+    encode = ImageEncoder.prepare(model.network, model.preprocess, hw, cfg.batch_size, cfg.num_workers)
+    root = image_root(p.dataset(dataset).data)
+    # what features can be reused across: the encoder (its seed too) and the compute (bf16 or a GPU
+    # round the last bits differently)
     meta = {
-        **identity,
-        "seed": seed,
-        "preprocess": preprocess.as_dict(),
+        **model.identity,
+        "preprocess": model.preprocess.as_dict(),
         "compute": hw.as_dict(),
         "versions": library_versions(),
     }
-    with process_group(compute.backend, hw.device.type) as group:
+    with process_group(p.compute.backend, hw.device.type) as group:
         previous = PreviousFeatures(previous_outputs([out_dir / f"{s}.parquet" for s in SPLITS]), meta)
         for split in SPLITS:
             out = out_dir / f"{split}.parquet"
@@ -54,7 +45,7 @@ def main(encoder: Encoder, dataset: str, split_dir: Path, out_dir: Path, params:
                 encode,
                 meta,
                 root,
-                features.part_size,
+                cfg.part_size,
                 group,
                 previous,
                 f"features_{encoder.value} {split}",

@@ -4,13 +4,13 @@ and skipped.json (every listed file that cannot be used, with the reason)."""
 from pathlib import Path
 
 from pipeline.core.artifacts import write_json
-from pipeline.core.params import load_dataset
+from pipeline.core.params import load_params
 from pipeline.core.stage import log, run
 from pipeline.data import datasets, screening
 
 
 def main(dataset: str, out_dir: Path, params: Path = Path("params.yaml")) -> None:
-    data = load_dataset(params, dataset).data
+    data = load_params(params).dataset(dataset).data
     screened = screening.screen(datasets.create_dataset(data), data)
     report = out_dir / "skipped.json"
     write_json(report, screened.report(data.bad_images))

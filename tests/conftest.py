@@ -1,39 +1,36 @@
-"""Shared fixtures. Nothing here reaches the network: models are random-weight builds of real
-open_clip / timm architectures, images are generated, DVC analytics are off."""
+"""Shared fixtures, read-only: a test that needs to change one works on its own copy. Nothing
+here reaches the network: models are random-weight builds of real open_clip / timm
+architectures, images are generated, DVC analytics are off.
+
+Every test carries exactly one kind marker (pyproject.toml): ``make test-fast`` runs ``unit``."""
 
 from __future__ import annotations
 
 import os
-import subprocess
 from pathlib import Path
 
 import pytest
-import yaml
+
+from helpers import make_dvc_project, sh, smoke_params
 
 os.environ["HF_HUB_OFFLINE"] = "1"
 os.environ["DVC_NO_ANALYTICS"] = "1"
 os.environ.setdefault("NOLA_THREADS", "2")
 
-PROJECT = Path(__file__).resolve().parents[1]
-SMOKE_PARAMS = PROJECT / "configs" / "smoke.yaml"
+KINDS = ("unit", "e2e", "llm", "distributed")
 
 
-def smoke_params() -> dict:
-    return yaml.safe_load(SMOKE_PARAMS.read_text())
-
-
-def sh(*cmd: str, cwd: Path, env: dict | None = None) -> subprocess.CompletedProcess:
-    """Run a command; on failure show its output in the test report."""
-    result = subprocess.run(cmd, cwd=cwd, capture_output=True, text=True, env={**os.environ, **(env or {})})
-    if result.returncode != 0:
-        raise AssertionError(f"{' '.join(cmd)} exited {result.returncode}\n{result.stdout}\n{result.stderr}")
-    return result
-
-
-def make_dvc_project(path: Path, params: dict) -> Path:
-    from pipeline.cli.project import scaffold
-
-    return scaffold(path, params)
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Refuse a test without a kind, or with two: it would be missed by, or doubled in, a subset."""
+    wrong = [
+        f"{item.nodeid}: {kinds or 'none'}"
+        for item in items
+        if len(kinds := [m.name for m in item.iter_markers() if m.name in KINDS]) != 1
+    ]
+    if wrong:
+        raise pytest.UsageError(
+            "each test needs exactly one of the markers " + ", ".join(KINDS) + ":\n  " + "\n  ".join(wrong)
+        )
 
 
 @pytest.fixture(scope="session")

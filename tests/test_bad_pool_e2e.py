@@ -11,14 +11,15 @@ import subprocess
 import sys
 from pathlib import Path
 
-import numpy as np
 import pytest
 import yaml
+
+from pipeline.core.artifacts import feature_table, read_features, write_table
+
 from bad_images import CASES
+from helpers import make_dvc_project, sh, smoke_params
 
-from pipeline.core.artifacts import read_features, write_features
-
-from conftest import make_dvc_project, sh, smoke_params
+pytestmark = pytest.mark.e2e
 
 # (class folder, case) -> reason; 11 bad files next to the 96 good ones of the smoke set.
 BAD = [
@@ -101,7 +102,7 @@ def test_features_made_with_another_preprocessing_are_refused(dirty_run, tmp_pat
     path = project / "artifacts/synthetic/features/clip/test.parquet"
     ids, features, meta = read_features(path)
     meta["preprocess"]["interpolation"] = "bilinear"
-    write_features(path, ids, np.asarray(features), meta)
+    write_table(path, feature_table(ids, features), meta)
     message = refused(run_stage(project, "evaluate@synthetic"))
     assert "features/clip/test.parquet: made with preprocess=" in message
     assert "differs in interpolation: 'bilinear' vs 'bicubic'" in message

@@ -6,7 +6,11 @@ from __future__ import annotations
 
 import sys
 
-from conftest import PROJECT, sh
+import pytest
+
+from helpers import PROJECT, sh
+
+pytestmark = pytest.mark.e2e
 
 
 def test_gpu_bench_runs_tiny_on_the_cpu(tmp_path):

@@ -24,7 +24,9 @@ from pipeline.data import datasets
 from pipeline.data.benchmarks import BENCHMARKS, export_image_folder
 from pipeline.data.datasets import DatasetError, create_dataset
 
-from conftest import PROJECT
+from helpers import PROJECT
+
+pytestmark = pytest.mark.unit
 
 
 def _img(path: Path, shade: int = 0) -> None:

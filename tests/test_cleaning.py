@@ -12,6 +12,8 @@ from pipeline.describe.cleaning import CLIP_CONTEXT, clean_sentences, clip_token
 from pipeline.describe.descriptions import describe_classes
 from pipeline.describe.prompts import PromptError, load_prompts
 
+pytestmark = pytest.mark.unit
+
 PROMPTS = Path(__file__).resolve().parents[1] / "prompts"
 DOMAINS = ["actions", "aircraft", "cars", "flowers", "food", "generic", "pets", "satellite", "scenes", "textures"]
 

@@ -19,14 +19,15 @@ from pipeline.cli.predict import PredictError, list_images, top_k
 from pipeline.core.errors import DatasetError
 from pipeline.core.progress import track
 from pipeline.data.benchmarks import BENCHMARKS
-from pipeline.models.factory import model_catalog
+from pipeline.models import catalog
 
-from conftest import PROJECT, sh
+from helpers import PROJECT, sh
 
 runner = CliRunner()
 COMMANDS = ["fetch-data", "smoke", "predict", "info", "datasets", "models"]
 
 
+@pytest.mark.unit
 @pytest.mark.parametrize("command", [[], *[[c] for c in COMMANDS]])
 def test_every_command_has_help(command):
     result = runner.invoke(app, [*command, "--help"])
@@ -36,6 +37,7 @@ def test_every_command_has_help(command):
         assert all(c in result.output for c in COMMANDS)
 
 
+@pytest.mark.unit
 def test_datasets_lists_every_benchmark_and_details_one():
     listing = runner.invoke(app, ["datasets"]).output
     assert all(name in listing for name in BENCHMARKS)
@@ -45,17 +47,20 @@ def test_datasets_lists_every_benchmark_and_details_one():
     assert entry["oxford_pets"]["data"] == {"source": "oxford_pets", "root": "data/oxford_pets"}
 
 
+@pytest.mark.unit
 def test_unknown_dataset_is_a_clear_error():
     result = runner.invoke(app, ["datasets", "imagenette"])
     assert isinstance(result.exception, DatasetError) and "unknown dataset 'imagenette'" in str(result.exception)
 
 
+@pytest.mark.unit
 def test_models_are_known_to_the_installed_libraries():
-    assert model_catalog.missing() == []
+    assert catalog.missing() == []
     out = runner.invoke(app, ["models"]).output
     assert "ViT-B-32" in out and "vit_base_patch16_224.dino" in out
 
 
+@pytest.mark.e2e
 def test_installed_nola_command(tmp_path):
     """pyproject's [project.scripts] entry: install into a scratch folder and run it."""
     src = tmp_path / "src"
@@ -88,6 +93,7 @@ def test_installed_nola_command(tmp_path):
     assert "Traceback" not in bad.stderr
 
 
+@pytest.mark.unit
 def test_list_images_from_folder_and_manifest(tmp_path):
     from PIL import Image
 
@@ -113,6 +119,7 @@ def _empty(tmp_path):
     return tmp_path / "empty"
 
 
+@pytest.mark.unit
 def test_top_k_orders_by_probability_and_breaks_ties_by_class_order():
     probs = np.array([[0.1, 0.6, 0.3], [0.4, 0.2, 0.4]])
     rows = top_k(["x.jpg", "y.jpg"], probs, ["cat", "dog", "owl"], 2)
@@ -121,6 +128,7 @@ def test_top_k_orders_by_probability_and_breaks_ties_by_class_order():
     assert len(top_k(["x.jpg"], probs[:1], ["cat", "dog", "owl"], 10)[0]) == 7
 
 
+@pytest.mark.unit
 def test_track_logs_count_and_rate_and_draws_no_bar_off_a_terminal(caplog, capsys):
     batches = [np.zeros((4, 2)), np.zeros((3, 2))]
     with caplog.at_level(logging.INFO, logger="nola"):

@@ -9,6 +9,8 @@ from pipeline.data import datasets, synthetic
 from pipeline.data.datasets import DatasetError, create_dataset
 from pipeline.data.images import load_rgb
 
+pytestmark = pytest.mark.unit
+
 
 def _tree(root, names, per_class=5, suffix=".jpg"):
     for n in names:

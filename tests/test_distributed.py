@@ -21,7 +21,9 @@ from pipeline.core.artifacts import read_features
 from pipeline.core.launch import command
 from pipeline.core.params import ComputeParams
 
-from conftest import make_dvc_project, sh, smoke_params
+from helpers import make_dvc_project, sh, smoke_params
+
+pytestmark = pytest.mark.distributed
 
 HELD_BACK = 2  # images per class left out of the first manifest, added to the pool later
 COUNTS = re.compile(r"features_(\w+) (\w+): (\d+) images encoded, (\d+) from finished parts, (\d+) reused")

@@ -21,7 +21,7 @@ import yaml
 
 from pipeline.core.artifacts import (
     ArtifactError,
-    check_encoder,
+    check_made_with,
     read_features,
     read_json,
     read_tensors,
@@ -39,7 +39,7 @@ from pipeline.method.tuning import tune
 from pipeline.method.visual_prompts import PromptedCLIP
 from pipeline.models.factory import ModelError, clip_identity, create_clip
 
-from conftest import PROJECT, smoke_params
+from helpers import PROJECT, smoke_params
 
 
 def stage(*args: str) -> subprocess.Popen:
@@ -68,6 +68,7 @@ def write_params(path: Path, root: Path, **changes: dict) -> Path:
     return path
 
 
+@pytest.mark.e2e
 def test_kill_while_writing_leaves_the_old_artifact(tmp_path):
     target = tmp_path / "metrics.json"
     write_json(target, {"old": True})
@@ -100,6 +101,7 @@ def test_kill_while_writing_leaves_the_old_artifact(tmp_path):
     assert [p.name for p in tmp_path.iterdir()] == ["metrics.json"], "the next write clears the leftover"
 
 
+@pytest.mark.e2e
 def test_kill_9_during_the_features_stage(tmp_path):
     """The stage writes pool.parquet then test.parquet; killed right after the first rename,
     pool is complete and new, test is the old file, never a truncated one."""
@@ -148,6 +150,7 @@ def tune_inputs(tmp_path: Path, classes: list[str]) -> tuple[Path, Path, Path]:
     return root, tmp_path / "dl_labels.parquet", tmp_path / "classifiers.safetensors"
 
 
+@pytest.mark.e2e
 def test_kill_9_during_the_tune_stage(tmp_path):
     root, dl_labels, classifiers = tune_inputs(tmp_path, ["circle", "square"])
     out = tmp_path / "tune"
@@ -169,6 +172,7 @@ def test_kill_9_during_the_tune_stage(tmp_path):
     assert meta["classes"] == ["circle", "square"] and state["prompts"].shape == (1, 4, 64)
 
 
+@pytest.mark.e2e
 def test_tune_refuses_dl_labels_for_another_class_list(tmp_path):
     root, dl_labels, classifiers = tune_inputs(tmp_path, ["circle", "square"])
     write_table(
@@ -193,13 +197,14 @@ def test_tune_refuses_dl_labels_for_another_class_list(tmp_path):
     ), err
 
 
-def test_check_encoder_says_what_differs():
+@pytest.mark.unit
+def test_check_made_with_says_what_differs():
     made = {"size": 224, "mean": [0.5, 0.5, 0.5], "interpolation": "bicubic"}
     now = {**made, "interpolation": "bilinear"}
     with pytest.raises(ArtifactError, match=r"differs in interpolation: 'bicubic' vs 'bilinear'\).*features_dino"):
-        check_encoder("f.parquet", {"preprocess": made}, {"preprocess": now}, "features_dino")
+        check_made_with("f.parquet", {"preprocess": made}, {"preprocess": now}, "features_dino")
     with pytest.raises(ArtifactError, match=r"3 vs 2 items; first difference at item 2: 'c' vs '<end>'"):
-        check_encoder("h.safetensors", {"classes": ["a", "b", "c"]}, {"classes": ["a", "b"]}, "align")
+        check_made_with("h.safetensors", {"classes": ["a", "b", "c"]}, {"classes": ["a", "b"]}, "align")
 
 
 def small_tune(smoke_model, root: Path, prompted: PromptedCLIP) -> list:
@@ -212,6 +217,7 @@ def prompted(smoke_model, logit_scale: float) -> PromptedCLIP:
     return PromptedCLIP(smoke_model[0].visual, F.normalize(torch.randn(3, 32), dim=-1), 2, logit_scale)
 
 
+@pytest.mark.unit
 def test_nan_loss_at_the_first_step_blames_the_inputs(smoke_model, synthetic_root):
     with pytest.raises(
         TrainingError,
@@ -221,6 +227,7 @@ def test_nan_loss_at_the_first_step_blames_the_inputs(smoke_model, synthetic_roo
         small_tune(smoke_model, synthetic_root, prompted(smoke_model, float("inf")))
 
 
+@pytest.mark.unit
 def test_nan_loss_later_names_the_step_and_the_lr(smoke_model, synthetic_root):
     """A model that starts to give NaN at its third forward pass: the step is named, the lr blamed."""
     model = prompted(smoke_model, 10.0)
@@ -239,6 +246,7 @@ def test_nan_loss_later_names_the_step_and_the_lr(smoke_model, synthetic_root):
         small_tune(smoke_model, synthetic_root, model)
 
 
+@pytest.mark.unit
 def test_nan_features_stop_the_alignment_head():
     features = np.ones((8, 4), dtype=np.float32)
     features[3, 1] = np.nan
@@ -255,6 +263,7 @@ SAFETY_RULES = {
 }
 
 
+@pytest.mark.unit
 def test_no_unsafe_deserialisation_in_the_code():
     for folder in ("pipeline", "stages", "bench"):
         for path in sorted((PROJECT / folder).rglob("*.py")):
@@ -271,6 +280,7 @@ class _Payload:
         return (Path.touch, (self.marker,))
 
 
+@pytest.mark.unit
 def test_a_pickled_checkpoint_is_refused_without_running_it(tmp_path):
     marker = tmp_path / "code ran"
     torch.save({"state_dict": {"x": torch.zeros(1)}, "extra": _Payload(marker)}, tmp_path / "weights.pt")
@@ -279,6 +289,7 @@ def test_a_pickled_checkpoint_is_refused_without_running_it(tmp_path):
     assert not marker.exists()
 
 
+@pytest.mark.unit
 def test_llm_text_is_kept_as_data(tmp_path):
     """Descriptions with quotes, braces, newlines and code travel as JSON strings and reach the
     text encoder verbatim: never formatted, never evaluated."""

@@ -14,16 +14,17 @@ from torchvision import transforms as T
 from torchvision.transforms import v2
 
 from pipeline.core import hardware
-from pipeline.core.artifacts import read_features
+from pipeline.core.artifacts import file_sha256, read_features
 from pipeline.core.distributed import Group
 from pipeline.core.params import ClipParams, DinoParams
-from pipeline.data.datasets import file_sha256
 from pipeline.data.images import Preprocess, gaussian_blur, load_rgb
 from pipeline.encode.feature_cache import PreviousFeatures, encode_split
 from pipeline.encode.features import ImageEncoder
 from pipeline.models.factory import create_clip, create_dino
 
-from conftest import smoke_params
+from helpers import smoke_params
+
+pytestmark = pytest.mark.unit
 
 FP32 = hardware.Compute(torch.device("cpu"), torch.float32)
 BF16 = hardware.Compute(torch.device("cpu"), torch.bfloat16)

@@ -20,7 +20,9 @@ from pipeline.describe.descriptions import describe_classes
 from pipeline.describe.llm import LLMError, Sampling, create_backend
 from pipeline.describe.llm.cache import CompletionCache, generate_cached
 
-from conftest import make_dvc_project, sh, smoke_params
+from helpers import make_dvc_project, sh, smoke_params
+
+pytestmark = pytest.mark.llm
 
 CLASSES = ["forest", "river"]
 FAST = {"samples": 2, "max_tokens": 8, "llama_cpp": {"threads": 1}}

@@ -21,7 +21,9 @@ from pipeline.core.params import DescribeParams
 from pipeline.describe.descriptions import describe_classes
 from pipeline.describe.llm import LLMError, Sampling, create_backend
 
-from conftest import PROJECT
+from helpers import PROJECT
+
+pytestmark = pytest.mark.llm
 
 CLASSES = ["forest", "river"]
 KEY_ENV, KEY = "NOLA_TEST_LLM_KEY", "loopback-test-key"

@@ -7,7 +7,9 @@ from safetensors.torch import save_file
 from pipeline.core.params import ClipParams, DinoParams
 from pipeline.models.factory import ModelError, create_clip, create_dino
 
-from conftest import smoke_params
+from helpers import smoke_params
+
+pytestmark = pytest.mark.unit
 
 
 def _same(a: torch.nn.Module, b: torch.nn.Module) -> bool:

@@ -10,6 +10,8 @@ from PIL import Image
 from pipeline.report.paper_table import TableError, from_exp_show, from_files, from_workspace, markdown
 from pipeline.report.summary_plot import class_gains, render_summary, shown_gains
 
+pytestmark = pytest.mark.unit
+
 
 def _metrics(path, zero_shot, cde, dl, nola):
     path.write_text(

@@ -9,9 +9,10 @@ import sys
 import pytest
 import yaml
 
-from pipeline.core.params import ParamsError, TuneParams, load_section, validate_params
+from pipeline.core.params import ParamsError, load_params
+from pipeline.models.factory import MODEL_NAME_CHECKS
 
-from conftest import PROJECT, SMOKE_PARAMS, smoke_params
+from helpers import PROJECT, SMOKE_PARAMS, smoke_params
 
 
 def write(tmp_path, params: dict | str):
@@ -22,7 +23,7 @@ def write(tmp_path, params: dict | str):
 
 def problems(tmp_path, params: dict | str) -> str:
     with pytest.raises(ParamsError) as err:
-        validate_params(write(tmp_path, params))
+        load_params(write(tmp_path, params), MODEL_NAME_CHECKS)
     return str(err.value)
 
 
@@ -36,9 +37,10 @@ def with_change(section: str, key: str, value) -> dict:
     return params
 
 
+@pytest.mark.unit
 def test_the_shipped_params_files_are_valid():
     for path in (PROJECT / "params.yaml", SMOKE_PARAMS):
-        sections = validate_params(path)
+        sections = load_params(path, MODEL_NAME_CHECKS).model_dump()
         assert set(sections) == {
             "datasets",
             "clip",
@@ -51,9 +53,10 @@ def test_the_shipped_params_files_are_valid():
             "evaluate",
             "compute",
         }
-    assert load_section(SMOKE_PARAMS, "tune", TuneParams).prompt_tokens == 4
+    assert load_params(SMOKE_PARAMS).tune.prompt_tokens == 4
 
 
+@pytest.mark.unit
 @pytest.mark.parametrize(
     ("section", "key", "value", "expected"),
     [
@@ -108,6 +111,7 @@ def test_a_bad_value_is_named_with_what_is_allowed(tmp_path, section, key, value
     assert expected in message
 
 
+@pytest.mark.unit
 def test_all_problems_come_in_one_message(tmp_path):
     params = with_change("tune", "epochs", -1)
     params["align"]["lrr"] = 0.1
@@ -124,6 +128,7 @@ def test_all_problems_come_in_one_message(tmp_path):
     assert len(message.splitlines()) == 5
 
 
+@pytest.mark.unit
 def test_an_unknown_section_suggests_the_close_one(tmp_path):
     params = smoke_params()
     params["pseudo_label"] = params.pop("pseudo_labels")
@@ -131,10 +136,12 @@ def test_an_unknown_section_suggests_the_close_one(tmp_path):
     assert "(did you mean 'pseudo_labels'?)" in problems(tmp_path, params)
 
 
+@pytest.mark.unit
 def test_a_section_that_is_not_a_mapping(tmp_path):
     assert "tune = 5: Input should be a valid dictionary" in problems(tmp_path, {"tune": 5})
 
 
+@pytest.mark.unit
 @pytest.mark.parametrize(
     ("text", "expected"),
     [
@@ -148,13 +155,15 @@ def test_broken_yaml_is_a_clear_error(tmp_path, text, expected):
     assert expected in problems(tmp_path, text)
 
 
+@pytest.mark.unit
 def test_yaml_exponent_without_a_dot_still_reads_as_a_number(tmp_path):
     """PyYAML reads 1e-3 as a string; the lr must still be 0.001, not an error."""
     rest = {k: v for k, v in smoke_params().items() if k != "align"}
-    sections = validate_params(write(tmp_path, yaml.safe_dump(rest) + "align:\n  lr: 1e-3\n"))
-    assert sections["align"].lr == pytest.approx(0.001)
+    sections = load_params(write(tmp_path, yaml.safe_dump(rest) + "align:\n  lr: 1e-3\n"))
+    assert sections.align.lr == pytest.approx(0.001)
 
 
+@pytest.mark.e2e
 def test_a_stage_refuses_bad_params_before_any_work(tmp_path):
     params = write(tmp_path, with_change("tune", "base_lr", -0.004))
     result = subprocess.run(

@@ -15,7 +15,9 @@ from safetensors.torch import load_file
 
 from pipeline.core.artifacts import read_features, read_tensors
 
-from conftest import make_dvc_project, sh, smoke_params
+from helpers import make_dvc_project, sh, smoke_params
+
+pytestmark = pytest.mark.e2e
 
 STAGES = [
     f"{s}@synthetic"

@@ -3,6 +3,8 @@ import pytest
 
 from pipeline.method.pseudo_labels import PseudoLabelError, coverage, images_per_class, select
 
+pytestmark = pytest.mark.unit
+
 
 @pytest.mark.parametrize(
     ("n_pool", "n_classes", "expected"),

@@ -16,16 +16,17 @@ import pyarrow.parquet as pq
 import pytest
 import torch
 import yaml
-from bad_images import CASES, good, noise, unreadable, without_file_access_override, write_case
 from PIL import Image
 from torchvision import transforms as T
 
+from pipeline.core.artifacts import file_sha256
 from pipeline.data import datasets, screening
 from pipeline.data.datasets import create_dataset
 from pipeline.data.images import ImageError, Preprocess, load_rgb, load_screened
 from pipeline.encode.features import ImageList
 
-from conftest import PROJECT, smoke_params
+from bad_images import CASES, good, noise, unreadable, without_file_access_override, write_case
+from helpers import PROJECT, smoke_params
 
 LABELS = ("café au lait", "dog")  # a non-ASCII class name with spaces
 PREPROCESS = Preprocess(size=32, mean=(0.5, 0.5, 0.5), std=(0.5, 0.5, 0.5))
@@ -49,6 +50,7 @@ def manifest_collection(root: Path, bad: dict[str, list[str]], params_extra: dic
     return create_dataset(params), params
 
 
+@pytest.mark.unit
 @pytest.mark.parametrize("case", list(CASES))
 def test_each_case_in_the_pool_and_in_the_test_split(tmp_path, case):
     root = tmp_path / "images"
@@ -78,6 +80,7 @@ def test_each_case_in_the_pool_and_in_the_test_split(tmp_path, case):
     assert len(screened.collection.pool) + len(screened.collection.test) == 12 + 2 * (reason is None)
 
 
+@pytest.mark.unit
 def test_converted_pixels_are_what_the_file_shows(tmp_path):
     """Odd formats are converted the way a viewer shows them, not just made loadable."""
     for case in ("EXIF-rotated JPEG", "palette PNG with transparency", "RGBA PNG", "16-bit PNG", "animated GIF"):
@@ -94,6 +97,7 @@ def test_converted_pixels_are_what_the_file_shows(tmp_path):
     assert tuple(np.asarray(load_rgb(folder / "animated.gif"))[0, 0]) == (200, 3, 0), "the first frame"
 
 
+@pytest.mark.unit
 def test_panorama_is_cropped_before_the_resize(tmp_path):
     """Same view as resize + center crop would give, without the 448000 x 224 intermediate image."""
     image = noise((9000, 30), seed=4)
@@ -104,6 +108,7 @@ def test_panorama_is_cropped_before_the_resize(tmp_path):
     assert torch.equal(PREPROCESS.pixels()(square), full(square)), "ordinary images are untouched"
 
 
+@pytest.mark.unit
 def test_duplicates_keep_one_copy(tmp_path):
     root = tmp_path / "images"
     for split, name in (("pool", "a.png"), ("pool", "b.png"), ("test", "c.png")):
@@ -150,6 +155,7 @@ def folder_tree(root: Path, bad: bool) -> Path:
     return root
 
 
+@pytest.mark.unit
 def test_folder_source_bad_files_do_not_move_the_good_ones(tmp_path):
     params = {"source": "folder", "test_fraction": 0.25, "seed": 3}
     clean_params = datasets.DataParams(root=str(folder_tree(tmp_path / "clean", bad=False)), **params)
@@ -177,10 +183,11 @@ def test_folder_source_bad_files_do_not_move_the_good_ones(tmp_path):
     for name in ("pool.parquet", "test.parquet", "labels.parquet", "classes.json"):
         assert (out_clean / name).read_bytes() == (out_dirty / name).read_bytes(), name
     assert pq.read_table(out_clean / "pool.parquet").column("sha256").to_pylist() == [
-        datasets.file_sha256(tmp_path / "clean" / i) for i in clean.collection.pool
+        file_sha256(tmp_path / "clean" / i) for i in clean.collection.pool
     ]
 
 
+@pytest.mark.unit
 def test_fail_policy_names_every_bad_file(tmp_path):
     root = tmp_path / "images"
     ids = [write_case(root, "dog", "pool", case, seed=1) for case in ("zero-byte", "decompression bomb")]
@@ -195,6 +202,7 @@ def test_fail_policy_names_every_bad_file(tmp_path):
     screening.enforce(screened, "skip", tmp_path / "skipped.json")
 
 
+@pytest.mark.unit
 def test_a_split_with_nothing_usable_stops_the_run(tmp_path):
     root = tmp_path / "images"
     (root / "dog").mkdir(parents=True)
@@ -206,6 +214,7 @@ def test_a_split_with_nothing_usable_stops_the_run(tmp_path):
         screening.enforce(screened, "skip", tmp_path / "skipped.json")
 
 
+@pytest.mark.unit
 def test_a_file_broken_after_the_split_is_named_not_a_traceback(tmp_path):
     good(tmp_path / "a.png", seed=0)
     images = ImageList(tmp_path, ["a.png"], PREPROCESS.pixels())
@@ -217,6 +226,7 @@ def test_a_file_broken_after_the_split_is_named_not_a_traceback(tmp_path):
         load_screened(tmp_path / "missing.png")
 
 
+@pytest.mark.e2e
 def test_a_worker_that_meets_a_broken_file_gives_one_clean_message(tmp_path):
     """DataLoader workers re-raise errors with their traceback as text; the stage prints the message."""
     from pipeline.data.synthetic import generate
@@ -266,6 +276,7 @@ def run_split(project: Path, params: dict, *, unprivileged: bool) -> subprocess.
     )
 
 
+@pytest.mark.e2e
 def test_split_stage_runs_the_whole_gauntlet(tmp_path):
     """The real stage on every case at once, in both splits, as a process that file permissions
     apply to (root is made to lose its read-anything capability): exit 0, a summary with counts,

@@ -10,7 +10,9 @@ from pathlib import Path
 import pytest
 import yaml
 
-from conftest import PROJECT, make_dvc_project, sh, smoke_params
+from helpers import PROJECT, make_dvc_project, sh, smoke_params
+
+pytestmark = pytest.mark.e2e
 
 STAGES = (
     "split",

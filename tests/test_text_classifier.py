@@ -1,7 +1,10 @@
+import pytest
 import torch
 import torch.nn.functional as F
 
 from pipeline.method import text_classifier as tc
+
+pytestmark = pytest.mark.unit
 
 
 def test_class_embedding_is_renormalised_mean_of_normalised():

@@ -5,6 +5,8 @@ from pipeline.core.params import TuneParams
 from pipeline.method.tuning import param_groups, scaled_lr, smoothed_cross_entropy
 from pipeline.method.visual_prompts import PromptedCLIP
 
+pytestmark = pytest.mark.unit
+
 
 def test_label_smoothing_matches_its_formula():
     torch.manual_seed(0)

@@ -5,7 +5,9 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from pipeline.method.visual_prompts import PromptedCLIP, PromptError, prompted_from_state
+from pipeline.method.visual_prompts import PromptedCLIP, VisualPromptError, prompted_from_state
+
+pytestmark = pytest.mark.unit
 
 
 def test_zero_prompts_equal_open_clip_encode_image(smoke_model):
@@ -84,5 +86,5 @@ def test_state_round_trip_into_a_fresh_tower(smoke_model):
 
 def test_non_vit_tower_gets_a_clear_error():
     model = open_clip.create_model("RN50", pretrained=None)
-    with pytest.raises(PromptError, match="VisionTransformer"):
+    with pytest.raises(VisualPromptError, match="VisionTransformer"):
         PromptedCLIP(model.visual, torch.randn(2, 1024), 4, 10.0)

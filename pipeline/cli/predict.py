@@ -6,12 +6,12 @@ from pathlib import Path
 
 import numpy as np
 
-from pipeline.core.artifacts import check_encoder, read_tensors, write_csv
+from pipeline.core.artifacts import write_csv
 from pipeline.core.errors import NolaError
 from pipeline.core.params import ClipParams
 from pipeline.data.images import IMAGE_SUFFIXES
-from pipeline.method.tuning import predict
-from pipeline.method.visual_prompts import prompted_from_state
+from pipeline.method.tuning import class_probs
+from pipeline.method.visual_prompts import load_tuned
 from pipeline.models.factory import clip_identity, create_clip
 
 
@@ -66,12 +66,10 @@ def predict_images(
     tuned: Path, clip: ClipParams, source: Path, out: Path, k: int = 5, batch_size: int = 64, num_workers: int = 0
 ) -> int:
     """Write ``out`` (CSV) for every image of ``source``; returns the number of images."""
-    state, meta = read_tensors(tuned)
-    check_encoder(tuned, meta, clip_identity(clip), "tune")
     root, ids = list_images(source)
     model, preprocess, _ = create_clip(clip)
-    prompted = prompted_from_state(model.visual, state, meta["logit_scale"])
-    probs = predict(prompted, root, ids, preprocess, batch_size, num_workers)
+    prompted, meta = load_tuned(tuned, model.visual, clip_identity(clip))
+    probs = class_probs(prompted, root, ids, preprocess, batch_size, num_workers)
     k = min(k, len(meta["classes"]))
     fields = ["path", *[f for j in range(1, k + 1) for f in (f"class_{j}", f"prob_{j}")]]
     write_csv(out, top_k(ids, probs, meta["classes"], k), fields)

@@ -9,6 +9,7 @@ inputs give byte-identical files (DVC's caching depends on it).
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import json
 import os
 import tempfile
@@ -94,7 +95,10 @@ def table_writer(path: str | Path, schema: pa.Schema, meta: Mapping[str, Any]) -
         yield writer
 
 
-def read_table(path: str | Path, columns: list[str] | None = None) -> tuple[pa.Table, dict[str, Any]]:
+def read_table(
+    path: str | Path, columns: list[str] | None = None, made_with: Mapping[str, Any] | None = None, by: str = ""
+) -> tuple[pa.Table, dict[str, Any]]:
+    """A parquet artifact and its metadata; ``made_with``: see :func:`check_made_with`."""
     path = Path(path)
     if not path.is_file():
         raise ArtifactError(f"{path}: not found; run the stage that produces it (dvc repro)")
@@ -103,7 +107,9 @@ def read_table(path: str | Path, columns: list[str] | None = None) -> tuple[pa.T
     except (pa.ArrowInvalid, OSError) as err:
         raise ArtifactError(f"{path}: not a readable parquet file ({err})") from None
     raw = (table.schema.metadata or {}).get(META_KEY)
-    return table, (json.loads(raw) if raw else {})
+    meta = json.loads(raw) if raw else {}
+    check_made_with(path, meta, made_with or {}, by)
+    return table, meta
 
 
 def feature_table(ids: list[str], features: np.ndarray) -> pa.Table:
@@ -114,15 +120,25 @@ def feature_table(ids: list[str], features: np.ndarray) -> pa.Table:
     return pa.table({"id": pa.array(ids, type=pa.string()), "feature": column})
 
 
-def write_features(path: str | Path, ids: list[str], features: np.ndarray, meta: Mapping[str, Any]) -> None:
-    write_table(path, feature_table(ids, features), {**meta, "dim": int(features.shape[1])})
-
-
-def read_features(path: str | Path) -> tuple[list[str], np.ndarray, dict[str, Any]]:
-    table, meta = read_table(path)
+def read_features(
+    path: str | Path, made_with: Mapping[str, Any] | None = None, by: str = "", ids: list[str] | None = None
+) -> tuple[list[str], np.ndarray, dict[str, Any]]:
+    """Image ids, an N x D float32 matrix and the metadata of a features file; ``ids``: the images
+    it must hold, in this order. A non-finite value is refused here, whoever reads it: it would
+    silently lose its image in every later stage."""
+    table, meta = read_table(path, made_with=made_with, by=by)
     if "feature" not in table.column_names or "id" not in table.column_names:
         raise ArtifactError(f"{path}: not a features file (needs columns id, feature)")
-    return table.column("id").to_pylist(), feature_matrix(table.column("feature")), meta
+    if ids is not None:
+        check_made_with(path, {"ids": table.column("id").to_pylist()}, {"ids": ids}, by)
+    features = feature_matrix(table.column("feature"))
+    bad = int((~np.isfinite(features).all(axis=1)).sum()) if features.size else 0
+    if bad:
+        raise ArtifactError(
+            f"{path}: {bad} of {len(features)} rows hold NaN or infinite values; the file is damaged or was "
+            f"written by other code: delete it and rerun the stage that makes it ({by or 'dvc repro'})"
+        )
+    return table.column("id").to_pylist(), features, meta
 
 
 def feature_matrix(column: pa.ChunkedArray | pa.FixedSizeListArray) -> np.ndarray:
@@ -149,9 +165,10 @@ def _first_difference(got: Any, want: Any) -> str:
     return ""
 
 
-def check_encoder(path: str | Path, meta: Mapping[str, Any], expected: Mapping[str, Any], stage: str) -> None:
-    """Refuse an artifact made with other settings (encoder, preprocessing, class list) than the
-    current ones, and name the stage whose rerun makes it again."""
+def check_made_with(path: str | Path, meta: Mapping[str, Any], expected: Mapping[str, Any], stage: str) -> None:
+    """Refuse an artifact whose metadata differs from ``expected`` (made with another encoder,
+    preprocessing, class list or split than the current settings give), naming the stage whose
+    rerun makes it again."""
     for key, want in expected.items():
         got = meta.get(key)
         if got != want:
@@ -168,7 +185,10 @@ def write_tensors(path: str | Path, tensors: Mapping[str, torch.Tensor], meta: M
         save_file(contiguous, str(tmp), metadata={"nola": json.dumps(meta, sort_keys=True)})
 
 
-def read_tensors(path: str | Path) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
+def read_tensors(
+    path: str | Path, made_with: Mapping[str, Any] | None = None, by: str = ""
+) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
+    """The tensors and metadata of a safetensors artifact; ``made_with``: see :func:`check_made_with`."""
     from safetensors import safe_open
 
     path = Path(path)
@@ -177,9 +197,11 @@ def read_tensors(path: str | Path) -> tuple[dict[str, torch.Tensor], dict[str, A
     try:
         with safe_open(str(path), framework="pt") as f:
             meta = json.loads((f.metadata() or {}).get("nola", "{}"))
-        return load_file(str(path)), meta
+        tensors = load_file(str(path))
     except Exception as err:  # safetensors raises its own error types for corrupt headers
         raise ArtifactError(f"{path}: not a readable safetensors file ({err})") from None
+    check_made_with(path, meta, made_with or {}, by)
+    return tensors, meta
 
 
 def write_csv(path: str | Path, rows: list[Mapping[str, Any]], fields: list[str]) -> None:
@@ -189,3 +211,9 @@ def write_csv(path: str | Path, rows: list[Mapping[str, Any]], fields: list[str]
         writer = csv.DictWriter(f, fieldnames=fields, lineterminator="\n")
         writer.writeheader()
         writer.writerows(rows)
+
+
+def file_sha256(path: str | Path) -> str:
+    """The content hash that identifies an image (split) or a model file (the LLM cache)."""
+    with open(path, "rb") as f:
+        return hashlib.file_digest(f, "sha256").hexdigest()

@@ -14,7 +14,7 @@ import sys
 from pathlib import Path
 
 from pipeline.core.errors import NolaError
-from pipeline.core.params import ComputeParams, load_section
+from pipeline.core.params import ComputeParams, load_params
 
 
 def params_file(args: list[str]) -> Path:
@@ -57,7 +57,7 @@ def main(argv: list[str]) -> None:
         sys.exit("usage: python -m pipeline.core.launch MODULE [ARGS...]")
     module, args = argv[0], argv[1:]
     try:
-        compute = load_section(params_file(args), "compute", ComputeParams)
+        compute = load_params(params_file(args)).compute
     except NolaError as err:
         print(f"error: {err}", file=sys.stderr)
         sys.exit(2)

@@ -1,20 +1,27 @@
-"""Typed, validated views of ``params.yaml``, one model per section.
+"""Typed, validated ``params.yaml``: one root model, :class:`Params`, with one section per stage.
 
-Every stage validates the whole file when it starts (unknown sections and keys, types, ranges,
-model names), so a typo in ``tune`` stops ``dvc repro`` at its first stage rather than hours
-later; one message lists every problem with the key, the bad value and what is allowed.
+Every stage loads and validates the whole file once when it starts (unknown sections and keys,
+types, ranges), and the check_params stage, which runs first on every ``dvc repro`` after an edit,
+adds the model-name checks; one message lists every problem with the key, the bad value and what
+is allowed. This module imports no model library, so reading params is fast.
 """
 
 from __future__ import annotations
 
 import difflib
+import re
+from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import Any, Literal, TypeVar
+from typing import Any, Literal, get_args, get_origin
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator, model_validator
 
 from pipeline.core.errors import NolaError
+
+
+class ParamsError(NolaError, ValueError):
+    """A params.yaml problem, worded for the user."""
 
 
 class Section(BaseModel):
@@ -213,23 +220,50 @@ class ComputeParams(Section):
     backend: Literal["auto", "gloo", "nccl"] = "auto"  # auto: nccl when the stage computes on CUDA, else gloo
 
 
-SECTIONS: dict[str, type[Section]] = {
-    "clip": ClipParams,
-    "dino": DinoParams,
-    "describe": DescribeParams,
-    "features": FeaturesParams,
-    "pseudo_labels": PseudoLabelParams,
-    "align": AlignParams,
-    "tune": TuneParams,
-    "evaluate": EvaluateParams,
-    "compute": ComputeParams,
-}
-
-S = TypeVar("S", bound=Section)
+DATASET_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,63}")
+NEEDS_A_DATASET = "needs at least one entry: NAME: {data: {source: ..., root: ...}, domain: ..., templates: [...]}"
 
 
-class ParamsError(NolaError, ValueError):
-    """A params.yaml problem, worded for the user."""
+class Params(Section):
+    """The whole params.yaml: one entry per image collection, then one section per stage."""
+
+    datasets: dict[str, DatasetParams]
+    clip: ClipParams = Field(default_factory=ClipParams)
+    dino: DinoParams = Field(default_factory=DinoParams)
+    describe: DescribeParams = Field(default_factory=DescribeParams)
+    features: FeaturesParams = Field(default_factory=FeaturesParams)
+    pseudo_labels: PseudoLabelParams = Field(default_factory=PseudoLabelParams)
+    align: AlignParams = Field(default_factory=AlignParams)
+    tune: TuneParams = Field(default_factory=TuneParams)
+    evaluate: EvaluateParams = Field(default_factory=EvaluateParams)
+    compute: ComputeParams = Field(default_factory=ComputeParams)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _empty_sections(cls, raw: Any) -> Any:
+        """A section written as ``tune:`` with nothing under it takes every default."""
+        return {k: {} if v is None and k != "datasets" else v for k, v in raw.items()} if isinstance(raw, dict) else raw
+
+    @field_validator("datasets")
+    @classmethod
+    def _safe_names(cls, datasets: dict[str, DatasetParams]) -> dict[str, DatasetParams]:
+        """Names become DVC stage names and command-line arguments: no shell metacharacters."""
+        if not datasets:
+            raise ValueError(NEEDS_A_DATASET)
+        bad = [name for name in datasets if not DATASET_NAME.fullmatch(name)]
+        if bad:
+            raise ValueError(
+                f"dataset names {bad} are not allowed: use letters, digits, '_' and '-' (at most 64, starting "
+                "with a letter or digit), since each name becomes part of DVC stage names and commands"
+            )
+        return datasets
+
+    def dataset(self, name: str) -> DatasetParams:
+        if name not in self.datasets:
+            raise ParamsError(
+                f"no dataset {name!r} under 'datasets' in params.yaml (defined: {', '.join(self.datasets)})"
+            )
+        return self.datasets[name]
 
 
 class _UniqueKeyLoader(yaml.SafeLoader):
@@ -262,81 +296,64 @@ def _did_you_mean(word: str, allowed: list[str]) -> str:
     return f" (did you mean {close[0]!r}?)" if close else ""
 
 
-def _model_at(model: type[Section], loc: tuple) -> type[Section]:
-    """The (nested) section model that holds the key at ``loc``."""
-    for part in loc:
-        field = model.model_fields.get(str(part))
-        if field is None or not (isinstance(field.annotation, type) and issubclass(field.annotation, Section)):
+def _model_at(loc: tuple) -> type[Section]:
+    """The (nested) section model that holds the key at ``loc``; a ``datasets`` name is skipped."""
+    model: type[Section] = Params
+    parts = list(loc)
+    while parts:
+        field = model.model_fields.get(str(parts.pop(0)))
+        annotation = field.annotation if field is not None else None
+        if get_origin(annotation) is dict:
+            annotation = get_args(annotation)[1]
+            if not parts:
+                break
+            parts.pop(0)
+        if not (isinstance(annotation, type) and issubclass(annotation, Section)):
             break
-        model = field.annotation
+        model = annotation
     return model
 
 
-def _problem(section: str, model: type[Section], error: dict) -> str:
-    key = ".".join([section, *map(str, error["loc"])])
-    value = error.get("input")
+def _problem(error: dict) -> str:
+    loc = tuple(map(str, error["loc"]))
+    key, value = ".".join(loc), error.get("input")
+    if error["type"] == "extra_forbidden" and len(loc) == 1:
+        allowed = list(Params.model_fields)
+        return f"  {key}: unknown section; allowed: {', '.join(allowed)}" + _did_you_mean(key, allowed)
     if error["type"] == "extra_forbidden":
-        owner = ".".join([section, *map(str, error["loc"][:-1])])
-        allowed = list(_model_at(model, error["loc"][:-1]).model_fields)
-        return f"  {key} = {value!r}: unknown key; {owner} allows {', '.join(allowed)}" + _did_you_mean(
-            error["loc"][-1], allowed
+        allowed = list(_model_at(loc[:-1]).model_fields)
+        return f"  {key} = {value!r}: unknown key; {'.'.join(loc[:-1])} allows {', '.join(allowed)}" + _did_you_mean(
+            loc[-1], allowed
         )
+    if error["type"] == "missing" and loc == ("datasets",):
+        return f"  datasets: {NEEDS_A_DATASET}"
     return f"  {key} = {value!r}: {error['msg'].removeprefix('Value error, ')}"
 
 
-def validate_params(path: str | Path) -> dict[str, Any]:
-    """Every section of a params file, validated (``datasets``: name -> DatasetParams); one
-    ParamsError lists all problems."""
-    raw = read_yaml(path)
-    known = ["datasets", *SECTIONS]
-    problems = [
-        f"  {name}: unknown section; allowed: {', '.join(known)}" + _did_you_mean(name, known)
-        for name in raw
-        if name not in known
-    ]
-    sections: dict[str, Any] = {}
-    for name, model in SECTIONS.items():
-        try:
-            sections[name] = model.model_validate({} if raw.get(name) is None else raw[name])
-        except ValidationError as err:
-            problems += [_problem(name, model, e) for e in err.errors()]
-    entries = raw.get("datasets")
-    if not isinstance(entries, dict) or not entries:
-        problems.append(
-            "  datasets: needs at least one entry: NAME: {data: {source: ..., root: ...}, domain: ..., "
-            "templates: [...]}"
-        )
-        entries = {}
-    sections["datasets"] = {}
-    for name, entry in entries.items():
-        try:
-            sections["datasets"][name] = DatasetParams.model_validate(entry or {})
-        except ValidationError as err:
-            problems += [_problem(f"datasets.{name}", DatasetParams, e) for e in err.errors()]
-    from pipeline.models.factory import clip_name_problems, dino_name_problems  # models imports this module
+SectionCheck = Callable[[Any], list[str]]
 
-    if "clip" in sections:
-        problems += [f"  {p}" for p in clip_name_problems(sections["clip"])]
-    if "dino" in sections:
-        problems += [f"  {p}" for p in dino_name_problems(sections["dino"])]
+
+def load_params(path: str | Path, checks: Mapping[str, SectionCheck] | None = None) -> Params:
+    """The whole params file, validated; one ParamsError lists every problem.
+
+    ``checks`` adds problems a section's model cannot see (e.g. whether a model name exists), each
+    run on its section when that section is valid; the check_params stage passes the model checks.
+    """
+    raw = read_yaml(path)
+    problems: list[str] = []
+    try:
+        params = Params.model_validate(raw)
+    except ValidationError as err:
+        params = None
+        problems += [_problem(e) for e in err.errors()]
+    for name, check in (checks or {}).items():
+        model = Params.model_fields[name].default_factory
+        try:
+            section = getattr(params, name) if params else model.model_validate(raw.get(name) or {})
+        except ValidationError:
+            continue  # already reported
+        problems += [f"  {p}" for p in check(section)]
     if problems:
         raise ParamsError(f"{path}: invalid parameters\n" + "\n".join(problems))
-    return sections
-
-
-def load_section(path: str | Path, name: str, model: type[S]) -> S:
-    """One section of a params file, after validating the whole file."""
-    section = validate_params(path)[name]
-    assert isinstance(section, model), f"section {name!r} is a {type(section).__name__}, not a {model.__name__}"
-    return section
-
-
-def load_dataset(path: str | Path, name: str) -> DatasetParams:
-    entries = validate_params(path)["datasets"]
-    if name not in entries:
-        raise ParamsError(f"{path}: no dataset {name!r} under 'datasets' (defined: {', '.join(entries)})")
-    return entries[name]
-
-
-def dataset_names(path: str | Path) -> list[str]:
-    return list(read_yaml(path).get("datasets") or {})
+    assert params is not None
+    return params

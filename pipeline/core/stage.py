@@ -26,6 +26,7 @@ def run(main: Callable) -> None:
 
     app = typer.Typer(add_completion=False, pretty_exceptions_enable=False)
     app.command()(stage)
+    deterministic_torch()
     run_app(app)
 
 
@@ -42,7 +43,6 @@ def run_app(app: typer.Typer) -> None:
     """A :class:`NolaError` prints one clear message and exits 2, no traceback."""
     logging.basicConfig(level=logging.WARNING, format="%(name)s: %(message)s")
     log.setLevel(os.environ.get("NOLA_LOG", "INFO"))
-    _deterministic_torch()
     try:
         app()
     except NolaError as err:
@@ -59,7 +59,7 @@ def message(err: NolaError) -> str:
     return text.rsplit(f"{type(err).__module__}.{type(err).__qualname__}: ", 1)[-1]
 
 
-def _deterministic_torch() -> None:
+def deterministic_torch() -> None:
     """A fixed intra-op thread count keeps float reductions, hence artifacts, byte-identical."""
     import torch
 

@@ -7,7 +7,6 @@ source knows them, are kept apart in ``pool_labels`` and only evaluation reads t
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -15,7 +14,7 @@ from pathlib import Path
 import numpy as np
 import pyarrow as pa
 
-from pipeline.core.artifacts import read_json, read_table, write_json, write_table
+from pipeline.core.artifacts import file_sha256, read_json, read_table, write_json, write_table
 from pipeline.core.errors import DatasetError
 from pipeline.core.params import DataParams
 from pipeline.data import synthetic
@@ -292,14 +291,6 @@ def drop_images(collection: Collection, drop: set[str], params: DataParams) -> C
     )
 
 
-def file_sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def write_split(collection: Collection, out_dir: str | Path, hashes: dict[str, str] | None = None) -> None:
     """pool.parquet and test.parquet (id + content hash, no labels), labels.parquet, classes.json.
 
@@ -328,3 +319,9 @@ def write_split(collection: Collection, out_dir: str | Path, hashes: dict[str, s
 def read_ids(split_file: str | Path) -> list[str]:
     """The image ids of a split written by :func:`write_split`."""
     return read_table(split_file, columns=["id"])[0].column("id").to_pylist()
+
+
+def read_labels(labels_file: str | Path) -> dict[str, int]:
+    """Image id -> class index, from the labels file of :func:`write_split` (evaluation only)."""
+    table = read_table(labels_file, columns=["id", "label"])[0]
+    return dict(zip(table.column("id").to_pylist(), table.column("label").to_pylist()))

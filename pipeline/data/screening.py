@@ -19,9 +19,10 @@ from pathlib import Path
 
 from PIL import Image, UnidentifiedImageError
 
+from pipeline.core.artifacts import file_sha256
 from pipeline.core.errors import NolaError
 from pipeline.core.params import DataParams
-from pipeline.data.datasets import Collection, drop_images, file_sha256
+from pipeline.data.datasets import Collection, drop_images
 from pipeline.data.images import load_rgb
 
 REASONS = {

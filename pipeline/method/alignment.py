@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import numpy as np
+import pyarrow as pa
 import torch
 import torch.nn.functional as F
 from torch import nn
 
+from pipeline.core.artifacts import ArtifactError
 from pipeline.core.errors import check_loss
+from pipeline.core.params import AlignParams
 
 
 class AlignmentHead(nn.Sequential):
@@ -56,11 +59,9 @@ def train_head(
 
 
 @torch.inference_mode()
-def predict(head: AlignmentHead, features: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Argmax label and its probability for every row."""
-    probs = torch.softmax(head(torch.as_tensor(features, dtype=torch.float32)), dim=-1)
-    conf, label = probs.max(dim=-1)
-    return label.numpy(), conf.numpy()
+def dl_probs(head: AlignmentHead, features: np.ndarray) -> np.ndarray:
+    """The DL network's class probabilities (N x C) for DINO features; its label is the argmax."""
+    return torch.softmax(head(torch.as_tensor(features, dtype=torch.float32)), dim=-1).numpy()
 
 
 def head_from_state(state: dict[str, torch.Tensor]) -> AlignmentHead:
@@ -69,3 +70,38 @@ def head_from_state(state: dict[str, torch.Tensor]) -> AlignmentHead:
     head = AlignmentHead(in_dim, hidden, state["2.weight"].shape[0])
     head.load_state_dict(state)
     return head.eval()
+
+
+def pseudo_labelled_rows(ids: list[str], selected: pa.Table) -> tuple[np.ndarray, np.ndarray]:
+    """Row indices into the pool features of the pseudo-labelled images, and their labels."""
+    row = {image_id: i for i, image_id in enumerate(ids)}
+    chosen = selected.column("id").to_pylist()
+    unknown = [i for i in chosen if i not in row]
+    if unknown:
+        raise ArtifactError(
+            f"pseudo-labelled ids missing from the DINO pool features (e.g. {unknown[:3]}); rerun features_dino"
+        )
+    if not chosen:
+        raise ArtifactError("no pseudo-labelled images; the alignment head cannot be trained")
+    return np.array([row[i] for i in chosen]), selected.column("label").to_numpy()
+
+
+def fit_head(
+    ids: list[str], features: np.ndarray, selected: pa.Table, n_classes: int, params: AlignParams
+) -> tuple[AlignmentHead, list[float]]:
+    """The alignment head trained on the DINO features of the pseudo-labelled images."""
+    rows, labels = pseudo_labelled_rows(ids, selected)
+    return train_head(
+        features[rows], labels, n_classes, params.hidden, params.lr, params.batch_size, params.epochs, params.seed
+    )
+
+
+def dl_label_table(ids: list[str], probs: np.ndarray) -> pa.Table:
+    """The DL network's label for every pool image, and its probability."""
+    return pa.table(
+        {
+            "id": pa.array(ids, type=pa.string()),
+            "label": pa.array(probs.argmax(axis=1).astype(np.int32)),
+            "prob": pa.array(probs.max(axis=1).astype(np.float32)),
+        }
+    )

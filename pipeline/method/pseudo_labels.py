@@ -5,8 +5,10 @@ from __future__ import annotations
 import math
 
 import numpy as np
+import pyarrow as pa
 
 from pipeline.core.errors import NolaError
+from pipeline.core.params import PseudoLabelParams
 
 
 class PseudoLabelError(NolaError, ValueError):
@@ -72,3 +74,23 @@ def coverage(label: np.ndarray, rank: np.ndarray, classes: list[str]) -> dict[st
             "every image. Check the class names (data.classes) and the descriptions, or raise pseudo_labels.max_rank"
         )
     return report
+
+
+def pseudo_label_table(
+    ids: list[str], probs: np.ndarray, classes: list[str], params: PseudoLabelParams
+) -> tuple[pa.Table, dict]:
+    """The pseudo_labels artifact: one row per selected image (id, label, rank, prob), and its
+    metadata (k, classes, coverage)."""
+    if not ids:
+        raise PseudoLabelError("the unlabeled pool is empty; add images to the dataset's data.root")
+    k = images_per_class(len(ids), len(classes), params.fraction, params.min_per_class)
+    idx, label, rank, prob = select(probs, k, params.max_rank)
+    table = pa.table(
+        {
+            "id": pa.array([ids[i] for i in idx], type=pa.string()),
+            "label": pa.array(label, type=pa.int32()),
+            "rank": pa.array(rank, type=pa.int8()),
+            "prob": pa.array(prob, type=pa.float32()),
+        }
+    )
+    return table, {"k": k, "classes": classes, "coverage": coverage(label, rank, classes)}

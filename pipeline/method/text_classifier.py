@@ -2,8 +2,14 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
 import torch
 import torch.nn.functional as F
+
+from pipeline.core.artifacts import read_tensors, write_tensors
 
 
 @torch.inference_mode()
@@ -43,3 +49,41 @@ def cde_texts(classes: list[str], templates: list[str], descriptions: dict[str, 
 
 def zero_shot_probs(image_features: torch.Tensor, classifier: torch.Tensor, logit_scale: float) -> torch.Tensor:
     return torch.softmax(logit_scale * F.normalize(image_features.float(), dim=-1) @ classifier.T, dim=-1)
+
+
+@dataclass(frozen=True)
+class TextClassifiers:
+    """The text_classifier stage's artifact: CDE and class-name (zero-shot) matrices, C x D, with
+    CLIP's logit scale and the class order of their rows."""
+
+    cde: torch.Tensor
+    zeroshot: torch.Tensor
+    logit_scale: float
+    classes: list[str]
+
+
+def build_classifiers(
+    model, tokenizer, classes: list[str], templates: list[str], descriptions: dict[str, list[str]]
+) -> TextClassifiers:
+    """The CDE classifier (descriptions + templates) and the zero-shot one (templates only)."""
+    cde = build_classifier(model, tokenizer, classes, cde_texts(classes, templates, descriptions))
+    zeroshot = build_classifier(model, tokenizer, classes, template_texts(classes, templates))
+    return TextClassifiers(cde, zeroshot, float(model.logit_scale.detach().exp()), classes)
+
+
+def write_classifiers(path: str | Path, classifiers: TextClassifiers, clip_identity: dict[str, Any]) -> None:
+    tensors = {
+        "cde": classifiers.cde,
+        "zeroshot": classifiers.zeroshot,
+        "logit_scale": torch.tensor([classifiers.logit_scale], dtype=torch.float32),
+    }
+    write_tensors(path, tensors, {**clip_identity, "classes": classifiers.classes})
+
+
+def read_classifiers(
+    path: str | Path, clip_identity: dict[str, Any], classes: list[str] | None = None
+) -> TextClassifiers:
+    """The classifiers, refused unless made with the current CLIP (and, if given, these classes)."""
+    made_with = {**clip_identity, **({"classes": classes} if classes is not None else {})}
+    tensors, meta = read_tensors(path, made_with=made_with, by="text_classifier")
+    return TextClassifiers(tensors["cde"], tensors["zeroshot"], float(tensors["logit_scale"]), meta["classes"])

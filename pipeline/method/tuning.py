@@ -157,7 +157,7 @@ def tune(
     return history
 
 
-def predict(
+def class_probs(
     model: PromptedCLIP,
     root: str | Path,
     ids: Sequence[str],

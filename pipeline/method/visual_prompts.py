@@ -8,16 +8,19 @@ own pooling and projection run unchanged (with 0 prompts this is exactly ``encod
 from __future__ import annotations
 
 import math
+from pathlib import Path
+from typing import Any
 
 import torch
 import torch.nn.functional as F
 from open_clip.transformer import VisionTransformer
 from torch import nn
 
+from pipeline.core.artifacts import read_tensors
 from pipeline.core.errors import NolaError
 
 
-class PromptError(NolaError, TypeError):
+class VisualPromptError(NolaError, TypeError):
     """A model that cannot take visual prompts."""
 
 
@@ -41,7 +44,7 @@ class PromptedCLIP(nn.Module):
     def __init__(self, visual: nn.Module, classifier: torch.Tensor, n_prompts: int, logit_scale: float):
         super().__init__()
         if not isinstance(visual, VisionTransformer):
-            raise PromptError(
+            raise VisualPromptError(
                 f"visual prompts need an open_clip VisionTransformer tower, got {type(visual).__name__}; "
                 "choose a ViT model (e.g. ViT-B-32)"
             )
@@ -84,12 +87,18 @@ class PromptedCLIP(nn.Module):
         return self.logit_scale * self.classifier(F.normalize(self.encode_image(images), dim=-1))
 
 
+def load_tuned(path: str | Path, visual: nn.Module, made_with: dict[str, Any]) -> tuple[PromptedCLIP, dict[str, Any]]:
+    """The tune stage's artifact on a fresh vision tower, refused unless made with ``made_with``."""
+    state, meta = read_tensors(path, made_with=made_with, by="tune")
+    return prompted_from_state(visual, state, meta["logit_scale"]), meta
+
+
 def prompted_from_state(visual: nn.Module, state: dict[str, torch.Tensor], logit_scale: float) -> PromptedCLIP:
     """Rebuild a tuned model: a fresh vision tower plus the saved trainable parameters."""
     model = PromptedCLIP(visual, state["classifier.weight"], state["prompts"].shape[1], logit_scale)
     expected = set(model.trainable_state())
     if set(state) != expected:
-        raise PromptError(
+        raise VisualPromptError(
             f"saved prompt parameters do not fit this vision tower (missing {sorted(expected - set(state))[:3]}, "
             f"unexpected {sorted(set(state) - expected)[:3]}); rerun the 'tune' stage with the current clip params"
         )

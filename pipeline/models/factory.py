@@ -8,6 +8,8 @@ offline smoke configuration run the real architectures without any download.
 from __future__ import annotations
 
 import difflib
+import functools
+from dataclasses import dataclass
 from pathlib import Path
 from pickle import UnpicklingError
 from typing import Any
@@ -18,7 +20,7 @@ import torch
 from torch import nn
 
 from pipeline.core.errors import NolaError
-from pipeline.core.params import ClipParams, DinoParams
+from pipeline.core.params import ClipParams, DinoParams, Params
 from pipeline.data.images import Preprocess
 
 CONFIG_DIR = Path(__file__).parent / "configs"
@@ -34,7 +36,10 @@ UNSAFE_WEIGHTS = (
 )
 
 
+@functools.cache
 def _register_configs(extra_dir: str | None) -> None:
+    """Add our JSON configs (and the user's folder) to open_clip's registry, once per process:
+    each call makes open_clip rescan every config it knows."""
     open_clip.add_model_config(CONFIG_DIR)
     if extra_dir:
         if not Path(extra_dir).is_dir():
@@ -69,6 +74,9 @@ def dino_name_problems(params: DinoParams) -> list[str]:
         f"dino.model = {params.model!r}: not a timm model{_suggest(arch, timm.list_models())}; "
         "see timm.list_models('*dino*')"
     ]
+
+
+MODEL_NAME_CHECKS = {"clip": clip_name_problems, "dino": dino_name_problems}  # for core.params.load_params
 
 
 def clip_identity(params: ClipParams) -> dict[str, Any]:
@@ -134,3 +142,25 @@ def create_dino(params: DinoParams) -> tuple[nn.Module, Preprocess]:
         interpolation="bicubic",
     )
     return model, preprocess
+
+
+@dataclass(frozen=True)
+class Encoder:
+    """A frozen image encoder as the features stage uses it: the network whose output is the
+    feature, its deterministic view, and what identifies its features (stored in their metadata)."""
+
+    network: nn.Module
+    preprocess: Preprocess
+    identity: dict[str, Any]
+
+
+def create_encoder(name: str, params: Params) -> Encoder:
+    """``clip`` (the vision tower of ``params.clip``) or ``dino`` (``params.dino``). The seed is
+    part of the identity: it sets the weights that ``pretrained`` leaves random."""
+    if name == "clip":
+        model, preprocess, _ = create_clip(params.clip)
+        return Encoder(model.visual, preprocess, {**clip_identity(params.clip), "seed": params.clip.seed})
+    if name == "dino":
+        network, preprocess = create_dino(params.dino)
+        return Encoder(network, preprocess, {**dino_identity(params.dino), "seed": params.dino.seed})
+    raise ModelError(f"no image encoder named {name!r}; choose clip or dino")

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from pipeline.core.artifacts import file_sha256
 from pipeline.core.params import DescribeParams
 from pipeline.describe.llm import Completion, LLMError, Sampling, chat_messages, import_optional
 
@@ -19,11 +19,6 @@ def default_model() -> Path:
         "pip install -r requirements.txt, or give a GGUF path in describe.llama_cpp.model",
     )
     return Path(package.assemble())
-
-
-def file_sha256(path: Path) -> str:
-    with path.open("rb") as f:
-        return hashlib.file_digest(f, "sha256").hexdigest()
 
 
 class LlamaCppBackend:
