@@ -10,7 +10,7 @@ import yaml
 
 from pipeline.core.errors import NolaError
 
-PROJECT_ROOT = Path(__file__).resolve().parents[1]
+PROJECT_ROOT = Path(__file__).resolve().parents[2]
 CODE = ("pipeline", "stages", "prompts", "dvc.yaml")
 
 
