@@ -145,7 +145,9 @@ def main() -> None:
         parser.error("no CUDA GPU here; run with --tiny to check the script on the CPU")
     name = torch.cuda.get_device_name() if compute.device.type == "cuda" else "cpu"
     ids = photo_like_jpegs(IMAGES, cfg["images"], cfg["image_size"], processes=args.workers)
-    peak = matmul_flops(torch.bfloat16, cfg["matmul"], device=compute.device.type)
+    # the limit is a matmul in the dtype the models run in: bf16 on a GPU; on a CPU without native
+    # bf16 (--tiny) auto picks fp32, and emulated bf16 would be a limit below the models' own rate
+    peak = matmul_flops(compute.dtype, cfg["matmul"], device=compute.device.type)
     clip, clip_preprocess, _ = create_clip(cfg["clip"])
     dino, dino_preprocess = create_dino(cfg["dino"])
     hashes = {i: file_sha256(IMAGES / i) for i in ids}
@@ -158,7 +160,7 @@ def main() -> None:
         ]
     rows.append(tune_row(cfg, compute, ids, args.workers, peak))
     print(
-        f"{name}: {compute.precision}, bf16 matmul {peak / 1e12:.1f} TFLOP/s, {len(ids)} JPEGs "
+        f"{name}: {compute.precision}, {compute.precision} matmul {peak / 1e12:.1f} TFLOP/s, {len(ids)} JPEGs "
         f"{cfg['image_size'][0]}x{cfg['image_size'][1]}, batch {cfg['batch_size']}, {args.workers} loader workers"
     )
     print(
@@ -168,7 +170,7 @@ def main() -> None:
                 "end-to-end img/s",
                 "model-only img/s",
                 "GFLOP/img",
-                "bf16 limit img/s",
+                f"{compute.precision} limit img/s",
                 "e2e of limit",
                 "model of limit",
             ],

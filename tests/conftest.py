@@ -6,6 +6,7 @@ Every test carries exactly one kind marker (pyproject.toml): ``make test-fast`` 
 
 from __future__ import annotations
 
+import copy
 import os
 from pathlib import Path
 
@@ -34,11 +35,19 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
 
 
 @pytest.fixture(scope="session")
-def smoke_model():
+def _smoke_model_built():
     from pipeline.core.params import ClipParams
     from pipeline.models.factory import create_clip
 
     return create_clip(ClipParams(**smoke_params()["clip"]))
+
+
+@pytest.fixture
+def smoke_model(_smoke_model_built):
+    """(model, preprocess, tokenizer) of the smoke CLIP, built once; each test gets its own copy
+    of the model, since wrapping it in PromptedCLIP or tuning it changes it in place."""
+    model, preprocess, tokenizer = _smoke_model_built
+    return copy.deepcopy(model), preprocess, tokenizer
 
 
 @pytest.fixture(scope="session")
