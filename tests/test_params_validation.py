@@ -1,8 +1,9 @@
-"""params.yaml is validated as a whole when any stage starts: one message, naming each bad key,
-its value and what is allowed."""
+"""params.yaml is validated as a whole when any stage starts, and by the check_params stage first
+in every `dvc repro` after an edit: one message, naming each bad key, its value and what is allowed."""
 
 from __future__ import annotations
 
+import shutil
 import subprocess
 import sys
 
@@ -12,7 +13,7 @@ import yaml
 from pipeline.core.params import ParamsError, load_params
 from pipeline.models.factory import MODEL_NAME_CHECKS
 
-from helpers import PROJECT, SMOKE_PARAMS, smoke_params
+from helpers import PROJECT, SMOKE_PARAMS, make_dvc_project, smoke_params
 
 
 def write(tmp_path, params: dict | str):
@@ -176,3 +177,57 @@ def test_a_stage_refuses_bad_params_before_any_work(tmp_path):
     assert result.stderr.startswith("error: ") and "Traceback" not in result.stderr
     assert "tune.base_lr = -0.004: Input should be greater than 0" in result.stderr
     assert not (tmp_path / "out").exists()
+
+
+def repro(project) -> subprocess.CompletedProcess:
+    return subprocess.run(["dvc", "repro"], cwd=project, capture_output=True, text=True)
+
+
+@pytest.mark.e2e
+def test_dvc_repro_checks_params_even_when_nothing_else_would_rerun(smoke_run, tmp_path):
+    """In a reproduced project, a bad key stops `dvc repro` with the checker's message before any
+    other stage; a harmless edit reruns only the check, whose marker makes nothing else rerun."""
+    project = tmp_path / "project"
+    shutil.copytree(smoke_run[0], project, symlinks=True)
+    params_file = project / "params.yaml"
+    original = params_file.read_text()
+
+    def edited(change) -> str:
+        params = yaml.safe_load(original)
+        change(params)
+        return yaml.safe_dump(params)
+
+    cases = [
+        (lambda p: p.update(tunee={"epochs": 3}), "tunee: unknown section; allowed: datasets, clip"),
+        (
+            lambda p: p["datasets"]["synthetic"].update(templatess=["a {}."]),
+            "datasets.synthetic.templatess = ['a {}.']: unknown key; datasets.synthetic allows data, domain, templates",
+        ),
+        (lambda p: p.update(datasets={}), "datasets = {}: needs at least one entry"),
+    ]
+    for change, expected in cases:
+        params_file.write_text(edited(change))
+        result = repro(project)
+        assert result.returncode != 0, result.stdout
+        assert expected in result.stderr + result.stdout
+        assert "Traceback" not in result.stderr
+        assert [line for line in result.stdout.splitlines() if line.startswith("Running stage")] == [
+            "Running stage 'check_params':"
+        ]
+    params_file.write_text(original + "# a comment\n")
+    result = repro(project)
+    assert result.returncode == 0, result.stderr
+    assert [line for line in result.stdout.splitlines() if line.startswith("Running stage")] == [
+        "Running stage 'check_params':"
+    ]
+
+
+@pytest.mark.e2e
+def test_a_dataset_name_with_a_shell_metacharacter_is_refused_before_any_command(tmp_path):
+    params = smoke_params()
+    params["datasets"] = {"x;touch PWNED;": params["datasets"]["synthetic"]}
+    project = make_dvc_project(tmp_path / "project", params)
+    result = repro(project)
+    assert result.returncode != 0
+    assert "dataset names ['x;touch PWNED;'] are not allowed: use letters, digits, '_' and '-'" in result.stderr
+    assert not (project / "PWNED").exists()

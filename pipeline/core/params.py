@@ -314,20 +314,26 @@ def _model_at(loc: tuple) -> type[Section]:
     return model
 
 
+def _brief(value: Any) -> str:
+    """A value as the message shows it: a mapping by its keys, anything else cut at 80 characters."""
+    text = "{" + ", ".join(f"{k!r}: ..." for k in value) + "}" if isinstance(value, dict) else repr(value)
+    return text if len(text) <= 80 else text[:77] + "..."
+
+
 def _problem(error: dict) -> str:
     loc = tuple(map(str, error["loc"]))
-    key, value = ".".join(loc), error.get("input")
+    key, value = ".".join(loc), _brief(error.get("input"))
     if error["type"] == "extra_forbidden" and len(loc) == 1:
         allowed = list(Params.model_fields)
         return f"  {key}: unknown section; allowed: {', '.join(allowed)}" + _did_you_mean(key, allowed)
     if error["type"] == "extra_forbidden":
         allowed = list(_model_at(loc[:-1]).model_fields)
-        return f"  {key} = {value!r}: unknown key; {'.'.join(loc[:-1])} allows {', '.join(allowed)}" + _did_you_mean(
+        return f"  {key} = {value}: unknown key; {'.'.join(loc[:-1])} allows {', '.join(allowed)}" + _did_you_mean(
             loc[-1], allowed
         )
     if error["type"] == "missing" and loc == ("datasets",):
         return f"  datasets: {NEEDS_A_DATASET}"
-    return f"  {key} = {value!r}: {error['msg'].removeprefix('Value error, ')}"
+    return f"  {key} = {value}: {error['msg'].removeprefix('Value error, ')}"
 
 
 SectionCheck = Callable[[Any], list[str]]
