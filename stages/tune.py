@@ -22,13 +22,15 @@ def main(dataset: str, dl_labels: Path, classifiers: Path, out_dir: Path, params
     text = read_classifiers(classifiers, clip_identity(p.clip))
     labels, _ = read_table(dl_labels, made_with={"classes": text.classes}, by="align")
     model, preprocess, _ = create_clip(p.clip)
-    prompted = PromptedCLIP(model.visual, text.cde, cfg.prompt_tokens, text.logit_scale)
+    prompted = PromptedCLIP(model.visual, text.cde, cfg.prompt_tokens, text.logit_scale, cfg.head)
     log.info(
-        "tune: %d pool images, %d prompt tokens, batch %d, lr %.2e, %d epochs (%s, %s)",
+        "tune: %d pool images, %d prompt tokens, %s head, batch %d, lr %.2e %s, %d epochs (%s, %s)",
         labels.num_rows,
         cfg.prompt_tokens,
+        cfg.head,
         cfg.batch_size,
         scaled_lr(cfg),
+        cfg.schedule,
         cfg.epochs,
         hw.device.type,
         hw.precision,
@@ -51,6 +53,7 @@ def main(dataset: str, dl_labels: Path, classifiers: Path, out_dir: Path, params
         "classes": text.classes,
         "prompt_tokens": cfg.prompt_tokens,
         "logit_scale": text.logit_scale,
+        "head": cfg.head,
         "preprocess": preprocess.as_dict(),
         "compute": hw.as_dict(),
     }

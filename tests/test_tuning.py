@@ -26,14 +26,17 @@ def test_lr_scales_linearly_with_batch():
     assert scaled_lr(TuneParams(batch_size=64)) == pytest.approx(0.0005)
 
 
-def test_weight_decay_spares_norms_and_biases(smoke_model):
+def test_weight_decay_on_every_non_bias_parameter(smoke_model):
     model, _, _ = smoke_model
     prompted = PromptedCLIP(model.visual, torch.randn(3, 32), 4, 10.0)
     decay, no_decay = param_groups(prompted, 0.01)
     assert decay["weight_decay"] == 0.01 and no_decay["weight_decay"] == 0.0
     assert any(p is prompted.prompts for p in decay["params"])
     assert any(p is prompted.classifier.weight for p in decay["params"])
-    assert all(p.ndim == 1 for p in no_decay["params"]) and no_decay["params"]
+    norm_weights = [m.weight for m in prompted.visual.modules() if isinstance(m, torch.nn.LayerNorm)]
+    assert norm_weights and all(any(p is w for p in decay["params"]) for w in norm_weights)
+    biases = {id(p) for n, p in prompted.named_parameters() if p.requires_grad and n.endswith("bias")}
+    assert biases and {id(p) for p in no_decay["params"]} == biases
     n_trainable = sum(1 for p in prompted.parameters() if p.requires_grad)
     assert len(decay["params"]) + len(no_decay["params"]) == n_trainable
 

@@ -99,6 +99,12 @@ class ClipParams(Section):
     model: str = "ViT-B-32"
     pretrained: str | None = "openai"
     model_config_dir: str | None = None
+    quick_gelu: bool | Literal["auto"] = Field(
+        "auto",
+        description="QuickGELU activation: auto = what open_clip's config of the pretrained tag says the "
+        "weights were trained with (QuickGELU for openai); true = force QuickGELU (e.g. a local file of "
+        "OpenAI weights); false, or auto with a local file or random weights = the model config's activation",
+    )
     seed: int = 0
 
 
@@ -196,6 +202,15 @@ class TuneParams(Section):
     base_batch_size: int = Field(512, ge=1)
     weight_decay: float = Field(0.01, ge=0.0)
     label_smoothing: float = Field(0.1, ge=0.0, lt=1.0)
+    head: Literal["linear", "cosine"] = Field(
+        "linear",
+        description="logits: linear = the CDE classifier applied to the unnormalised projected image "
+        "feature, no logit scale (the reference code); cosine = logit_scale x classifier(normalised feature)",
+    )
+    schedule: Literal["constant", "cosine"] = Field(
+        "constant",
+        description="lr over the steps: constant (the reference code) or cosine decay to 0",
+    )
     num_workers: int = Field(2, ge=0)
     device: Device = "auto"
     precision: Precision = "auto"

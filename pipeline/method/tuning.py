@@ -39,13 +39,31 @@ def scaled_lr(params: TuneParams) -> float:
 
 
 def param_groups(model: nn.Module, weight_decay: float) -> list[dict]:
-    """Weight decay on prompts and the classifier; none on biases and norm parameters."""
+    """The reference code's rule: weight decay on every trainable parameter whose name has no
+    ``bias`` (prompts, classifier and LayerNorm weights), none on biases."""
     decay, no_decay = [], []
-    for _name, p in model.named_parameters():
+    for name, p in model.named_parameters():
         if not p.requires_grad:
             continue
-        (no_decay if p.ndim <= 1 else decay).append(p)
+        (no_decay if "bias" in name else decay).append(p)
     return [{"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
+
+
+def optimizer_for(
+    model: nn.Module, params: TuneParams, total_steps: int
+) -> tuple[torch.optim.AdamW, torch.optim.lr_scheduler.LambdaLR]:
+    """AdamW at the scaled lr, and the lr schedule over ``total_steps`` (``params.schedule``):
+    constant as in the reference code, or cosine decay to 0."""
+    optimizer = torch.optim.AdamW(
+        param_groups(model, params.weight_decay), lr=scaled_lr(params), betas=(0.9, 0.999), eps=1e-8, fused=True
+    )
+
+    def factor(step: int) -> float:
+        if params.schedule == "constant":
+            return 1.0
+        return 0.5 * (1 + math.cos(math.pi * step / max(total_steps, 1)))
+
+    return optimizer, torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
 
 
 @dataclass
@@ -66,7 +84,8 @@ def tune(
     group: Group = Group(),
     compute: Compute = CPU_FP32,
 ) -> list[EpochLog]:
-    """A fixed schedule (no label-based model selection): AdamW, cosine decay, ``params.epochs``.
+    """A fixed schedule (no label-based model selection): AdamW, ``params.epochs`` of full batches
+    (a partial last batch is dropped unless it is the only one), lr constant or cosine (:func:`optimizer_for`).
 
     A step is one prompted CLIP forward/backward on strong views (the DL targets are precomputed)
     under :meth:`Compute.training` (autocast in ``compute.dtype``; parameters, fused-AdamW state
@@ -96,17 +115,12 @@ def tune(
         persistent_workers=params.num_workers > 0,
         pin_memory=compute.device.type == "cuda",
     )
-    lr = scaled_lr(params)
-    optimizer = torch.optim.AdamW(param_groups(model, params.weight_decay), lr=lr, betas=(0.9, 0.999), fused=True)
     # fp16 (GPU only) needs loss scaling, or small gradients underflow to 0; a no-op otherwise
     scaler = torch.amp.GradScaler(compute.device.type, enabled=compute.dtype == torch.float16)
     network = model
     if group.distributed:
         network = DistributedDataParallel(model, device_ids=[compute.device] if compute.device.type == "cuda" else None)
-    total_steps = params.epochs * len(loader)
-    scheduler = torch.optim.lr_scheduler.LambdaLR(
-        optimizer, lambda step: 0.5 * (1 + math.cos(math.pi * step / max(total_steps, 1)))
-    )
+    optimizer, scheduler = optimizer_for(model, params, params.epochs * len(loader))
     history = []
     step = 0
     for epoch in range(params.epochs):

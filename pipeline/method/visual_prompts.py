@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import math
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import torch
 import torch.nn.functional as F
@@ -38,10 +38,20 @@ def sequence_first(transformer: nn.Module) -> None:
             module.batch_first = False
 
 
-class PromptedCLIP(nn.Module):
-    """Prompted vision tower -> normalised feature -> bias-free linear classifier x logit scale."""
+Head = Literal["linear", "cosine"]
 
-    def __init__(self, visual: nn.Module, classifier: torch.Tensor, n_prompts: int, logit_scale: float):
+
+class PromptedCLIP(nn.Module):
+    """Prompted vision tower -> projected feature -> bias-free linear classifier.
+
+    ``head="linear"`` (the reference code's): the classifier on the unnormalised feature, no logit
+    scale, in training and at test time. ``head="cosine"``: logit scale x classifier(normalised
+    feature), CLIP's zero-shot form.
+    """
+
+    def __init__(
+        self, visual: nn.Module, classifier: torch.Tensor, n_prompts: int, logit_scale: float, head: Head = "linear"
+    ):
         super().__init__()
         if not isinstance(visual, VisionTransformer):
             raise VisualPromptError(
@@ -56,6 +66,7 @@ class PromptedCLIP(nn.Module):
         with torch.no_grad():
             self.classifier.weight.copy_(classifier)
         self.logit_scale = float(logit_scale)
+        self.head = head
         self.freeze_all_but_trainable()
         sequence_first(visual.transformer)
 
@@ -84,18 +95,23 @@ class PromptedCLIP(nn.Module):
         return pooled @ v.proj if v.proj is not None else pooled
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
-        return self.logit_scale * self.classifier(F.normalize(self.encode_image(images), dim=-1))
+        features = self.encode_image(images)
+        if self.head == "linear":
+            return self.classifier(features)
+        return self.logit_scale * self.classifier(F.normalize(features, dim=-1))
 
 
 def load_tuned(path: str | Path, visual: nn.Module, made_with: dict[str, Any]) -> tuple[PromptedCLIP, dict[str, Any]]:
     """The tune stage's artifact on a fresh vision tower, refused unless made with ``made_with``."""
     state, meta = read_tensors(path, made_with=made_with, by="tune")
-    return prompted_from_state(visual, state, meta["logit_scale"]), meta
+    return prompted_from_state(visual, state, meta["logit_scale"], meta["head"]), meta
 
 
-def prompted_from_state(visual: nn.Module, state: dict[str, torch.Tensor], logit_scale: float) -> PromptedCLIP:
+def prompted_from_state(
+    visual: nn.Module, state: dict[str, torch.Tensor], logit_scale: float, head: Head = "linear"
+) -> PromptedCLIP:
     """Rebuild a tuned model: a fresh vision tower plus the saved trainable parameters."""
-    model = PromptedCLIP(visual, state["classifier.weight"], state["prompts"].shape[1], logit_scale)
+    model = PromptedCLIP(visual, state["classifier.weight"], state["prompts"].shape[1], logit_scale, head)
     expected = set(model.trainable_state())
     if set(state) != expected:
         raise VisualPromptError(

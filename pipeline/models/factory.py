@@ -79,9 +79,21 @@ def dino_name_problems(params: DinoParams) -> list[str]:
 MODEL_NAME_CHECKS = {"clip": clip_name_problems, "dino": dino_name_problems}  # for core.params.load_params
 
 
+def quick_gelu(params: ClipParams) -> bool:
+    """Whether to force QuickGELU: with ``auto``, what open_clip's config of the pretrained tag
+    says the weights were trained with (OpenAI's: QuickGELU, which open_clip's ``ViT-B-32`` config
+    does not build by itself and only warns about); a tag that says nothing, a local weights file
+    or random weights keep the model config's activation. A boolean param decides outright."""
+    if params.quick_gelu != "auto":
+        return bool(params.quick_gelu)
+    if not params.pretrained:
+        return False
+    return bool(open_clip.get_pretrained_cfg(params.model, params.pretrained).get("quick_gelu", False))
+
+
 def clip_identity(params: ClipParams) -> dict[str, Any]:
     """What makes CLIP features comparable; stored in artifacts and checked by later stages."""
-    return {"encoder": "clip", "model": params.model, "pretrained": params.pretrained}
+    return {"encoder": "clip", "model": params.model, "pretrained": params.pretrained, "quick_gelu": quick_gelu(params)}
 
 
 def dino_identity(params: DinoParams) -> dict[str, Any]:
@@ -95,7 +107,9 @@ def create_clip(params: ClipParams) -> tuple[open_clip.CLIP, Preprocess, Any]:
         raise ModelError("; ".join(problems))
     torch.manual_seed(params.seed)
     try:
-        model = open_clip.create_model(params.model, pretrained=params.pretrained or None)
+        model = open_clip.create_model(
+            params.model, pretrained=params.pretrained or None, force_quick_gelu=quick_gelu(params)
+        )
     except UnpicklingError:
         raise ModelError(f"clip.pretrained = {params.pretrained!r}: {UNSAFE_WEIGHTS}") from None
     except RuntimeError as err:
