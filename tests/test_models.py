@@ -1,11 +1,15 @@
 """Model factories: local weight files are loaded (no download), and bad names are refused."""
 
+import warnings
+
+import open_clip
 import pytest
 import torch
+from open_clip.transformer import QuickGELU
 from safetensors.torch import save_file
 
 from pipeline.core.params import ClipParams, DinoParams
-from pipeline.models.factory import ModelError, create_clip, create_dino
+from pipeline.models.factory import ModelError, create_clip, create_dino, quick_gelu
 
 from helpers import smoke_params
 
@@ -43,3 +47,44 @@ def test_missing_local_files_and_unknown_names_are_refused(tmp_path):
         create_dino(DinoParams(**{**smoke_params()["dino"], "pretrained": str(tmp_path / "none.pth")}))
     with pytest.raises(ModelError, match="clip.model"):
         create_clip(ClipParams(model="ViT-Q-99", pretrained=None))
+
+
+def test_quick_gelu_follows_every_pretrained_tag():
+    """For each (model, tag) open_clip knows, the activation we build is the one the tag's config
+    says its weights were trained with (config level: nothing is downloaded)."""
+    forced = 0
+    for model, tag in open_clip.list_pretrained():
+        wanted = open_clip.get_pretrained_cfg(model, tag)
+        own = (open_clip.get_model_config(model) or {}).get("quick_gelu", False)
+        ours = quick_gelu(ClipParams(model=model, pretrained=tag))
+        if "quick_gelu" in wanted:
+            assert (ours or own) == wanted["quick_gelu"], (model, tag)
+        else:  # the tag says nothing: open_clip's model config decides
+            assert not ours, (model, tag)
+        forced += ours and not own
+    assert quick_gelu(ClipParams()) and forced > 10  # ViT-B-32 + openai among them
+
+
+def _holds_quick_gelu(model: torch.nn.Module) -> bool:
+    return any(isinstance(m, QuickGELU) for m in model.modules())
+
+
+def test_a_built_model_holds_quick_gelu_when_asked():
+    params = ClipParams(**smoke_params()["clip"])
+    assert not _holds_quick_gelu(create_clip(params)[0])  # random weights, auto: the config's GELU
+    assert _holds_quick_gelu(create_clip(params.model_copy(update={"quick_gelu": True}))[0].visual)
+
+
+def _mismatch_warnings(params: ClipParams) -> list[str]:
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        create_clip(params)
+    return [str(w.message) for w in caught if "QuickGELU mismatch" in str(w.message)]
+
+
+def test_default_params_build_openai_clip_without_a_mismatch(monkeypatch):
+    """open_clip's own check of the tag's activation, on the default ViT-B-32 + openai; only the
+    download is left out (no weights file: the architecture is built with random weights)."""
+    monkeypatch.setattr(open_clip.factory, "download_pretrained", lambda cfg, cache_dir=None: None)
+    assert _mismatch_warnings(ClipParams()) == []
+    assert _mismatch_warnings(ClipParams(quick_gelu=False))  # the check would see a wrong activation
