@@ -219,12 +219,15 @@ def prompted(smoke_model, logit_scale: float) -> PromptedCLIP:
 
 @pytest.mark.unit
 def test_nan_loss_at_the_first_step_blames_the_inputs(smoke_model, synthetic_root):
+    model = prompted(smoke_model, 10.0)
+    with torch.no_grad():
+        model.classifier.weight[0, 0] = float("nan")  # a CDE classifier that is not finite
     with pytest.raises(
         TrainingError,
         match=r"tune: loss is nan at epoch 1, step 1, before any update, so an input "
         r"is not finite: .*rerun text_classifier",
     ):
-        small_tune(smoke_model, synthetic_root, prompted(smoke_model, float("inf")))
+        small_tune(smoke_model, synthetic_root, model)
 
 
 @pytest.mark.unit
