@@ -9,7 +9,7 @@ import pytest
 
 from pipeline.core.params import DescribeParams
 from pipeline.describe.cleaning import CLIP_CONTEXT, clean_sentences, clip_token_count, fit_clip_context, normalise
-from pipeline.describe.descriptions import describe_classes
+from pipeline.describe.descriptions import DescriptionError, describe_classes
 from pipeline.describe.prompts import PromptError, load_prompts
 
 pytestmark = pytest.mark.unit
@@ -88,3 +88,21 @@ def test_a_class_without_usable_sentences_falls_back_to_the_templates(tmp_path):
     assert doc["descriptions"] == {"cat": ["a cat asleep on a sofa."], "dog": ["a photo of a dog.", "a dog outdoors."]}
     assert doc["fallback"] == {"dog": "all 3 answers unusable: 1 empty, 2 too short, 0 duplicates"}
     assert doc["cleaning"] == {"answers": 5, "kept": 1, "empty": 1, "too_short": 2, "duplicates": 1, "truncated": 0}
+
+
+def test_description_file_keys_match_class_names_up_to_case_spaces_underscores_dashes(tmp_path):
+    """The paper's published GPT-3.5 JSON names EuroSAT's classes in Title Case."""
+    file = tmp_path / "eurosat.json"
+    sentences = {"Annual Crop Land": ["Rows of green crops in flat fields."], "Herbaceous_Vegetation": ["Wild grass."]}
+    file.write_text(json.dumps(sentences))
+    params = DescribeParams(source="file", file=str(file), min_words=1)
+    doc = describe_classes(params, ["annual crop land", "herbaceous-vegetation"])
+    assert doc["descriptions"] == {
+        "annual crop land": ["Rows of green crops in flat fields."],
+        "herbaceous-vegetation": ["Wild grass."],
+    }
+    with pytest.raises(DescriptionError, match=r"no descriptions for classes \['annual crops'\]"):
+        describe_classes(params, ["annual crops"])
+    file.write_text(json.dumps({**sentences, "annual  crop-land": ["Other."]}))
+    with pytest.raises(DescriptionError, match=r"keys 'Annual Crop Land' and 'annual  crop-land' name the same class"):
+        describe_classes(params, ["annual crop land"])

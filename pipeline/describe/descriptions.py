@@ -50,6 +50,12 @@ def _from_templates(params: DescribeParams, prompts_file: Path | None) -> Descri
     return Describer(lambda classes: {c: [t.format(c) for t in templates] for c in classes}, cleaned=False)
 
 
+def class_key(name: str) -> str:
+    """A class name as the file lookup compares it: case, spaces, underscores and dashes do not
+    matter, so the paper's published JSON ("Annual Crop Land") fits our names ("annual crop land")."""
+    return " ".join(name.replace("_", " ").replace("-", " ").lower().split())
+
+
 def _from_file(params: DescribeParams, prompts_file: Path | None) -> Describer:
     if not params.file:
         raise DescriptionError("describe.source = 'file' needs describe.file (JSON: class name -> list of sentences)")
@@ -58,14 +64,23 @@ def _from_file(params: DescribeParams, prompts_file: Path | None) -> Describer:
         isinstance(v, list) and all(isinstance(s, str) for s in v) for v in data.values()
     ):
         raise DescriptionError(f"{params.file}: expected a JSON object mapping class name -> list of sentences")
+    by_key: dict[str, str] = {}
+    for name in data:
+        other = by_key.setdefault(class_key(name), name)
+        if other != name:
+            raise DescriptionError(
+                f"{params.file}: keys {other!r} and {name!r} name the same class (case, spaces, underscores "
+                "and dashes are ignored); keep one"
+            )
 
     def describe(classes: list[str]) -> dict[str, list[str]]:
-        missing = [c for c in classes if not data.get(c)]
+        found = {c: data.get(by_key.get(class_key(c), ""), []) for c in classes}
+        missing = [c for c in classes if not found[c]]
         if missing:
             raise DescriptionError(
                 f"{params.file}: no descriptions for classes {missing}; add them or use describe.source = 'templates'"
             )
-        return {c: list(data[c]) for c in classes}
+        return {c: list(found[c]) for c in classes}
 
     return Describer(describe)
 
