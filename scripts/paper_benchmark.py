@@ -19,6 +19,7 @@ import yaml
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from pipeline.core.params import ClipParams  # noqa: E402
 from pipeline.core.stage import run_app  # noqa: E402
 from pipeline.data.benchmarks import get_benchmark  # noqa: E402
 from pipeline.report import paper_table  # noqa: E402
@@ -40,11 +41,20 @@ app = typer.Typer(add_completion=False, pretty_exceptions_enable=False, help=__d
 Names = Annotated[list[str] | None, typer.Argument(help="datasets (default: the paper's 11)")]
 
 
+PAPER_CLIP = ClipParams(model="ViT-B-32", pretrained="openai")
+HEADER = f"""\
+# The paper's protocol: CoOp's split JSONs (put each in its data.root; CoOp's DATASETS.md links
+# them), the reference code's per-dataset templates, and clip: {{model: {PAPER_CLIP.model}, pretrained:
+# {PAPER_CLIP.pretrained}, quick_gelu: auto}} (params.yaml's defaults; auto builds QuickGELU, as
+# OpenAI's weights need). The paper's GPT-3.5 descriptions: describe.source: file with its JSON.
+"""
+
+
 @app.command()
 def params(names: Names = None) -> None:
     """Print the `datasets:` block of params.yaml for these benchmarks (images under data/<name>)."""
-    entries = {name: get_benchmark(name).params_entry() for name in names or PAPER_DATASETS}
-    typer.echo(yaml.safe_dump({"datasets": entries}, sort_keys=False, width=200), nl=False)
+    entries = {name: get_benchmark(name).params_entry(paper=True) for name in names or PAPER_DATASETS}
+    typer.echo(HEADER + yaml.safe_dump({"datasets": entries}, sort_keys=False, width=200), nl=False)
 
 
 @app.command()

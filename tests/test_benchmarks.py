@@ -294,3 +294,34 @@ def test_registry_matches_params_and_its_entries_validate():
         assert params.data.source == spec.name and params.data.root == f"data/{spec.name}"
         assert params.domain == spec.domain and params.templates == list(spec.templates)
         assert (PROJECT / "prompts" / f"{spec.domain}.yaml").is_file(), f"{spec.name}: no prompts for {spec.domain}"
+
+
+def test_paper_benchmark_params_give_the_papers_protocol():
+    """CoOp's split files (by CoOp's names), the reference's templates, and a CLIP built as OpenAI's
+    weights need; every entry validates as params."""
+    import sys
+
+    from pipeline.core.params import ClipParams, DatasetParams
+    from pipeline.models.factory import quick_gelu
+
+    from helpers import sh
+
+    out = sh(sys.executable, "scripts/paper_benchmark.py", "params", cwd=PROJECT).stdout
+    entries = yaml.safe_load(out)["datasets"]
+    assert len(entries) == 11
+    splits = {name: DatasetParams(**e).data.split_file for name, e in entries.items()}
+    assert splits["eurosat"] == "data/eurosat/split_zhou_EuroSAT.json"
+    assert splits["oxford_pets"] == "data/oxford_pets/split_zhou_OxfordPets.json"
+    assert splits["fgvc_aircraft"] is None and splits["imagenet"] is None  # CoOp uses their own splits
+    assert sum(s is not None for s in splits.values()) == 9
+    assert entries["eurosat"]["templates"][-1] == "a aerial image of {}."
+    assert len(entries["ucf101"]["templates"]) == 48
+    assert "model: ViT-B-32" in out and "quick_gelu: auto" in out
+    clip = ClipParams()
+    assert (clip.model, clip.pretrained, clip.quick_gelu) == ("ViT-B-32", "openai", "auto") and quick_gelu(clip)
+
+
+def test_a_missing_split_file_says_where_to_get_it(tmp_path):
+    params = DataParams(source="eurosat", root=str(tmp_path), split_file=str(tmp_path / "split_zhou_EuroSAT.json"))
+    with pytest.raises(DatasetError, match=r"EuroSAT.json'?: no such file; CoOp's split JSONs .* DATASETS.md"):
+        create_dataset(params)

@@ -50,18 +50,22 @@ class Benchmark:
     """Readable names for raw class names, given ``data.root``; the rest go through ``clean``."""
     clean: Callable[[str], str] = field(default=lambda name: clean_class_name(name))
     download: Callable[[Path], None] | None = None
+    coop_split: str | None = None
+    """The file name of CoOp's split JSON, the split the paper evaluates on (CoOp's DATASETS.md links
+    them); its paths are relative to ``images``. None: CoOp uses the dataset's own split."""
 
     def class_names(self, root: Path, raw: list[str]) -> list[str]:
         readable = self.names(root)
         return [readable.get(n) or self.clean(n) for n in raw]
 
-    def params_entry(self, root: str | None = None) -> dict:
-        """This dataset's entry under ``datasets:`` in params.yaml, with its defaults."""
-        return {
-            "data": {"source": self.name, "root": root or f"data/{self.name}"},
-            "domain": self.domain,
-            "templates": list(self.templates),
-        }
+    def params_entry(self, root: str | None = None, paper: bool = False) -> dict:
+        """This dataset's entry under ``datasets:`` in params.yaml, with its defaults; ``paper``:
+        with the paper's split (CoOp's split JSON, expected in ``data.root``)."""
+        root = root or f"data/{self.name}"
+        data = {"source": self.name, "root": root}
+        if paper and self.coop_split:
+            data["split_file"] = f"{root}/{self.coop_split}"
+        return {"data": data, "domain": self.domain, "templates": list(self.templates)}
 
     def params_yaml(self) -> str:
         return yaml.safe_dump({self.name: self.params_entry()}, sort_keys=False, width=200)
@@ -255,8 +259,16 @@ BENCHMARKS: dict[str, Benchmark] = {
             "eurosat",
             "EuroSAT",
             "satellite",
-            ("a centered satellite photo of {}.", "a satellite photo of {}.", "an aerial view of {}."),
+            (
+                "a satellite photo of {}.",
+                "a satellite photo of a {}.",
+                "a satellite photo of the {}.",
+                "a centered satellite photo of {}.",
+                "This is an aerial image of a {}.",
+                "a aerial image of {}.",
+            ),
             images="eurosat/2750",
+            coop_split="split_zhou_EuroSAT.json",
             download=_torchvision("EuroSAT"),
             get="downloaded by torchvision (python -m pipeline fetch-data)",
             names=lambda root: {
@@ -276,8 +288,13 @@ BENCHMARKS: dict[str, Benchmark] = {
             "dtd",
             "Describable Textures (DTD)",
             "textures",
-            ("a photo of a {} texture.", "a close-up of a {} surface.", "a {} pattern."),
+            tuple(
+                f"a photo of {a} {{}} {kind}."
+                for a in ("a", "the")
+                for kind in ("texture", "pattern", "thing", "object")
+            ),
             images="dtd/dtd/images",
+            coop_split="split_zhou_DescribableTextures.json",
             read=_read_dtd,
             download=_torchvision("DTD"),
             get="downloaded by torchvision (python -m pipeline fetch-data); partition 1, pool = train + val",
@@ -286,8 +303,9 @@ BENCHMARKS: dict[str, Benchmark] = {
             "flowers102",
             "Oxford Flowers 102",
             "flowers",
-            ("a photo of a {}, a kind of flower.", "a close-up photo of a {} flower."),
+            ("a photo of a {}, a type of flower.",),
             images="flowers-102/jpg",
+            coop_split="split_zhou_OxfordFlowers.json",
             read=_read_flowers,
             download=_torchvision("Flowers102"),
             get="downloaded by torchvision (python -m pipeline fetch-data); pool = train + val (needs scipy)",
@@ -298,6 +316,7 @@ BENCHMARKS: dict[str, Benchmark] = {
             "food",
             ("a photo of {}, a kind of food.", "a plate of {}."),
             images="food-101/images",
+            coop_split="split_zhou_Food101.json",
             read=_read_food,
             download=_torchvision("Food101"),
             get="downloaded by torchvision (python -m pipeline fetch-data, about 5 GB)",
@@ -306,8 +325,9 @@ BENCHMARKS: dict[str, Benchmark] = {
             "oxford_pets",
             "Oxford-IIIT Pet",
             "pets",
-            ("a photo of a {}, a kind of pet.", "a photo of my {}, a cat or dog breed."),
+            ("Describe what a pet {} looks like ", "Visually describe a {}, a type of pet."),
             images="oxford-iiit-pet/images",
+            coop_split="split_zhou_OxfordPets.json",
             read=_read_pets,
             download=_torchvision("OxfordIIITPet"),
             clean=_lower,
@@ -317,8 +337,19 @@ BENCHMARKS: dict[str, Benchmark] = {
             "stanford_cars",
             "Stanford Cars",
             "cars",
-            ("a photo of a {}, a kind of car.", "a photo of my {}."),
+            (
+                "How can you identify a(n) {}?",
+                "Description of a {}, a type of car. ",
+                "A caption of a photo of a {}:",
+                "What are the primary characteristics of a {}?",
+                "Description of the exterior of a {} ",
+                "What are the identifying characteristics of a {}, a type of car?",
+                "Describe an image from the internet of a {}",
+                "What does a {} look like?",
+                "Describe what a {}, a type of car, looks like",
+            ),
             images="stanford_cars",
+            coop_split="split_zhou_StanfordCars.json",
             read=_read_cars,
             get=_text(
                 "torchvision cannot download it any more: put the files torchvision's StanfordCars expects",
@@ -340,8 +371,9 @@ BENCHMARKS: dict[str, Benchmark] = {
             "sun397",
             "SUN397",
             "scenes",
-            ("a photo of a {}.", "a photo of the scene: {}."),
+            ("a photo of a {}.", "a photo of the {}."),
             images="SUN397",
+            coop_split="split_zhou_SUN397.json",
             read=_read_sun,
             download=_torchvision("SUN397"),
             clean=_sun_name,
@@ -354,8 +386,17 @@ BENCHMARKS: dict[str, Benchmark] = {
             "caltech101",
             "Caltech-101",
             "generic",
-            ("a photo of a {}.", "a centered photo of a {}."),
+            (
+                "a bad photo of the {}.",
+                "a {} in a video game.",
+                "a origami {}.",
+                "a photo of the small {}.",
+                "art of the {}.",
+                "a photo of the large {}.",
+                "itap of a {}.",
+            ),
             images="caltech101/101_ObjectCategories",
+            coop_split="split_zhou_Caltech101.json",
             download=_torchvision("Caltech101"),
             exclude=("BACKGROUND_Google", "Faces_easy"),
             names=lambda root: {
@@ -390,7 +431,14 @@ BENCHMARKS: dict[str, Benchmark] = {
             "resisc45",
             "NWPU-RESISC45",
             "satellite",
-            ("a satellite photo of {}.", "an aerial image of {}."),
+            (
+                "a satellite photo of {}.",
+                "a satellite photo of a {}.",
+                "a satellite photo of the {}.",
+                "a centered satellite photo of {}.",
+                "This is an aerial image of a {}.",
+                "a aerial image of {}.",
+            ),
             images="",
             get=_text(
                 "not in torchvision: extract NWPU-RESISC45 so that data.root/<class>/<images> (45 folders);",
@@ -401,8 +449,14 @@ BENCHMARKS: dict[str, Benchmark] = {
             "ucf101",
             "UCF101 (middle frames)",
             "actions",
-            ("a photo of a person doing {}.", "a video frame of a person {}."),
+            tuple(
+                f"a {kind} of {a} person {verb}{{}}."
+                for verb in ("", "using ", "doing ", "during ", "performing ", "practicing ")
+                for a in ("a", "the")
+                for kind in ("photo", "video", "example", "demonstration")
+            ),
             images="",
+            coop_split="split_zhou_UCF101.json",
             clean=_split_camel,
             get=_text(
                 "not in torchvision as frames: one frame per video as data.root/<ClassName>/<frame>.jpg",
@@ -413,7 +467,15 @@ BENCHMARKS: dict[str, Benchmark] = {
             "imagenet",
             "ImageNet-1k",
             "generic",
-            ("a photo of a {}.", "a bad photo of a {}.", "a photo of the large {}.", "a photo of the small {}."),
+            (
+                "a bad photo of the {}.",
+                "a {} in a video game.",
+                "a origami {}.",
+                "a photo of the small {}.",
+                "art of the {}.",
+                "a photo of the large {}.",
+                "itap of a {}.",
+            ),
             images="",
             split_dirs=("train", "val"),
             names=_imagenet_names,

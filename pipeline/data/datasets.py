@@ -105,6 +105,11 @@ def _from_items(root: Path, classes: list[str], items: list[tuple[str, int]], pa
 
 def _coop_split(root: Path, params: DataParams) -> Collection:
     """A CoOp split JSON: {"train": [[path, label, classname], ...], "val": ..., "test": ...}."""
+    if not Path(params.split_file).is_file():
+        raise DatasetError(
+            f"data.split_file = {params.split_file!r}: no such file; CoOp's split JSONs (split_zhou_<Dataset>.json) "
+            "are linked from CoOp's DATASETS.md (github.com/KaiyangZhou/CoOp); or remove data.split_file"
+        )
     split = read_json(params.split_file)
     try:
         train, test = split["train"], split["test"]
