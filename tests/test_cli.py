@@ -42,7 +42,7 @@ def test_datasets_lists_every_benchmark_and_details_one():
     listing = runner.invoke(app, ["datasets"]).output
     assert all(name in listing for name in BENCHMARKS)
     detail = runner.invoke(app, ["datasets", "oxford_pets"]).output
-    assert "domain: pets" in detail and "a photo of a {}, a kind of pet." in detail
+    assert "domain: pets" in detail and "Visually describe a {}, a type of pet." in detail
     entry = yaml.safe_load(textwrap.dedent(detail.split("params.yaml:\n", 1)[1]))
     assert entry["oxford_pets"]["data"] == {"source": "oxford_pets", "root": "data/oxford_pets"}
 

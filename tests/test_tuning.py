@@ -67,3 +67,21 @@ def test_tune_under_bf16_autocast_keeps_fp32_parameters_and_moves_them(synthetic
     assert all(v.dtype == torch.float32 for v in after.values())
     assert not torch.equal(after["prompts"], before["prompts"])
     assert not torch.equal(after["visual.ln_post.weight"], before["visual.ln_post.weight"])
+
+
+def test_strong_view_interpolations_are_the_references():
+    """RandomResizedCrop bilinear, RandomPerspective bicubic (on the PIL image), uint8 out."""
+    import numpy as np
+    from PIL import Image
+    from torchvision.transforms import v2
+
+    from pipeline.data.images import Preprocess
+
+    strong = Preprocess(size=32, mean=(0.5,) * 3, std=(0.5,) * 3).strong_pixels()
+    by_type = {type(t): t for t in strong.transforms}
+    assert by_type[v2.RandomResizedCrop].interpolation == v2.InterpolationMode.BILINEAR
+    assert by_type[v2.RandomPerspective].interpolation == v2.InterpolationMode.BICUBIC
+    image = Image.fromarray(np.random.default_rng(0).integers(0, 255, (40, 50, 3), dtype=np.uint8))
+    torch.manual_seed(0)
+    views = [strong(image) for _ in range(8)]
+    assert all(v.dtype == torch.uint8 and v.shape == (3, 32, 32) for v in views)

@@ -114,6 +114,11 @@ class DinoParams(Section):
     model: str = "vit_base_patch16_224.dino"
     pretrained: bool | str = True
     kwargs: dict[str, Any] = Field(default_factory=dict)
+    normalize: Literal["clip", "model"] = Field(
+        "clip",
+        description="DINO's input mean/std: clip = CLIP's (the reference code feeds DINO the CLIP-normalised "
+        "view), model = the timm model's own (ImageNet's for DINO)",
+    )
     seed: int = 0
 
 

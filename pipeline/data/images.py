@@ -143,21 +143,22 @@ class Preprocess:
         return batch.float().div_(255).sub_(mean).div_(std).to(dtype)
 
     def strong_pixels(self) -> v2.Compose:
-        """The strong view of the method's prompt-tuning step, as uint8 C x H x W."""
+        """The strong view of the method's prompt-tuning step, as uint8 C x H x W.
+
+        As the reference code makes it: on the PIL image, crop with bilinear and perspective with
+        bicubic interpolation (torchvision has no bicubic perspective for tensors), then the blur.
+        """
         jitter = v2.ColorJitter(0.4, 0.4, 0.4, 0.1)
         return v2.Compose(
             [
-                v2.PILToTensor(),
                 v2.RandomResizedCrop(
-                    self.size,
-                    scale=(STRONG_MIN_SCALE, 1.0),
-                    interpolation=v2.InterpolationMode(self.interpolation),
-                    antialias=True,
+                    self.size, scale=(STRONG_MIN_SCALE, 1.0), interpolation=v2.InterpolationMode.BILINEAR
                 ),
                 v2.RandomHorizontalFlip(),
                 v2.RandomApply([jitter], p=0.8),
-                v2.RandomPerspective(distortion_scale=0.2, p=0.5),
+                v2.RandomPerspective(distortion_scale=0.2, p=0.5, interpolation=v2.InterpolationMode.BICUBIC),
                 jitter,
+                v2.PILToTensor(),
                 RandomGaussianBlur(2 * (self.size // 20) + 1, sigma=(0.1, 2.0)),
             ]
         )

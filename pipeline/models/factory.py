@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import difflib
 import functools
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from pickle import UnpicklingError
 from typing import Any
@@ -97,7 +97,24 @@ def clip_identity(params: ClipParams) -> dict[str, Any]:
 
 
 def dino_identity(params: DinoParams) -> dict[str, Any]:
-    return {"encoder": "dino", "model": params.model, "pretrained": params.pretrained, "kwargs": params.kwargs}
+    return {
+        "encoder": "dino",
+        "model": params.model,
+        "pretrained": params.pretrained,
+        "kwargs": params.kwargs,
+        "normalize": params.normalize,
+    }
+
+
+def clip_normalization(params: ClipParams) -> tuple[tuple[float, ...], tuple[float, ...]]:
+    """CLIP's input mean and std for this model and tag, from open_clip's configs (nothing built):
+    the model config's, overridden by the pretrained tag's, as open_clip merges them."""
+    _register_configs(params.model_config_dir)
+    cfg = dict((open_clip.get_model_config(params.model) or {}).get("preprocess_cfg", {}))
+    if params.pretrained:
+        cfg.update(open_clip.get_pretrained_cfg(params.model, params.pretrained))
+    mean, std = cfg.get("mean", open_clip.OPENAI_DATASET_MEAN), cfg.get("std", open_clip.OPENAI_DATASET_STD)
+    return tuple(float(v) for v in mean), tuple(float(v) for v in std)
 
 
 def create_clip(params: ClipParams) -> tuple[open_clip.CLIP, Preprocess, Any]:
@@ -169,12 +186,16 @@ class Encoder:
 
 
 def create_encoder(name: str, params: Params) -> Encoder:
-    """``clip`` (the vision tower of ``params.clip``) or ``dino`` (``params.dino``). The seed is
-    part of the identity: it sets the weights that ``pretrained`` leaves random."""
+    """``clip`` (the vision tower of ``params.clip``) or ``dino`` (``params.dino``; by default fed
+    CLIP's normalisation, as in the reference code). The seed is part of the identity: it sets the
+    weights that ``pretrained`` leaves random."""
     if name == "clip":
         model, preprocess, _ = create_clip(params.clip)
         return Encoder(model.visual, preprocess, {**clip_identity(params.clip), "seed": params.clip.seed})
     if name == "dino":
         network, preprocess = create_dino(params.dino)
+        if params.dino.normalize == "clip":
+            mean, std = clip_normalization(params.clip)
+            preprocess = replace(preprocess, mean=mean, std=std)
         return Encoder(network, preprocess, {**dino_identity(params.dino), "seed": params.dino.seed})
     raise ModelError(f"no image encoder named {name!r}; choose clip or dino")
