@@ -105,9 +105,10 @@ class RandomGaussianBlur:
 class Preprocess:
     """The deterministic view: resize the shorter side, center crop, normalise.
 
-    Views work on uint8 tensors from decoding on (torch's antialiased uint8 resize is about 4x
-    faster than PIL's and within one level of it) and end as uint8 C x H x W: a quarter of
-    float32's bytes between loader workers and the model. :meth:`normalize` finishes a batch.
+    This view works on uint8 tensors from decoding on (torch's antialiased uint8 resize is about 4x
+    faster than PIL's and within one level of it); the strong view works on the PIL image until its
+    blur. Both end as uint8 C x H x W: a quarter of float32's bytes between loader workers and the
+    model. :meth:`normalize` finishes a batch.
     """
 
     size: int
