@@ -85,3 +85,29 @@ def test_strong_view_interpolations_are_the_references():
     torch.manual_seed(0)
     views = [strong(image) for _ in range(8)]
     assert all(v.dtype == torch.uint8 and v.shape == (3, 32, 32) for v in views)
+
+
+def test_schedules_and_heads(smoke_model):
+    """constant (default) keeps the lr, cosine ends at 0; linear (default) logits are the classifier on
+    the raw feature, cosine ones logit scale x cosine."""
+    import torch.nn.functional as F
+
+    from pipeline.method.tuning import optimizer_for
+
+    model, _, _ = smoke_model
+    classifier = F.normalize(torch.randn(3, 32), dim=-1)
+    images = torch.randn(2, 3, 64, 64)
+    for schedule, last in [("constant", 0.004), ("cosine", 0.0)]:
+        prompted = PromptedCLIP(model.visual, classifier, 2, 10.0)
+        optimizer, scheduler = optimizer_for(prompted, TuneParams(batch_size=512, schedule=schedule), 4)
+        for _ in range(4):
+            optimizer.step()
+            scheduler.step()
+        assert [g["lr"] for g in optimizer.param_groups] == pytest.approx([last, last], abs=1e-12)
+    linear = PromptedCLIP(model.visual, classifier, 2, 10.0).eval()
+    cosine = PromptedCLIP(model.visual, classifier, 2, 10.0, "cosine").eval()
+    with torch.no_grad():
+        cosine.prompts.copy_(linear.prompts)
+        feature = linear.encode_image(images)
+        torch.testing.assert_close(linear(images), feature @ classifier.T)
+        torch.testing.assert_close(cosine(images), 10.0 * F.normalize(feature, dim=-1) @ classifier.T)
