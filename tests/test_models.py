@@ -91,24 +91,16 @@ def test_default_params_build_openai_clip_without_a_mismatch(monkeypatch):
 
 
 def test_dino_gets_clips_normalisation_by_default(monkeypatch):
-    """The reference feeds DINO the CLIP-normalised view; dino.normalize: model keeps timm's own."""
+    """The reference feeds DINO the view normalised for OpenAI's CLIP; dino.normalize: model keeps
+    timm's own."""
     from pipeline.core.params import Params
-    from pipeline.models.factory import clip_normalization, create_encoder
+    from pipeline.models.factory import create_encoder
 
     monkeypatch.setattr(open_clip.factory, "download_pretrained", lambda cfg, cache_dir=None: None)
-    clip = create_clip(ClipParams())[1]
-    assert (
-        clip_normalization(ClipParams())
-        == (clip.mean, clip.std)
-        == (
-            tuple(open_clip.OPENAI_DATASET_MEAN),
-            tuple(open_clip.OPENAI_DATASET_STD),
-        )
-    )
+    clip = create_clip(ClipParams())[1]  # the paper's CLIP: ViT-B-32 with OpenAI's weights
     raw = smoke_params()
     dino = create_encoder("dino", Params(**raw)).preprocess
-    smoke_clip = create_clip(ClipParams(**raw["clip"]))[1]
-    assert (dino.mean, dino.std) == (smoke_clip.mean, smoke_clip.std)
+    assert (dino.mean, dino.std) == (clip.mean, clip.std)
     own = create_encoder("dino", Params(**{**raw, "dino": {**raw["dino"], "normalize": "model"}})).preprocess
     timm_own = create_dino(DinoParams(**raw["dino"]))[1]
     assert (own.mean, own.std) == (timm_own.mean, timm_own.std) and own.mean != dino.mean

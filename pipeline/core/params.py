@@ -116,8 +116,8 @@ class DinoParams(Section):
     kwargs: dict[str, Any] = Field(default_factory=dict)
     normalize: Literal["clip", "model"] = Field(
         "clip",
-        description="DINO's input mean/std: clip = CLIP's (the reference code feeds DINO the CLIP-normalised "
-        "view), model = the timm model's own (ImageNet's for DINO)",
+        description="DINO's input mean/std: clip = OpenAI CLIP's (the reference code feeds DINO the "
+        "CLIP-normalised view), model = the timm model's own (ImageNet's for DINO)",
     )
     seed: int = 0
 

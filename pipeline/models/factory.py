@@ -106,17 +106,6 @@ def dino_identity(params: DinoParams) -> dict[str, Any]:
     }
 
 
-def clip_normalization(params: ClipParams) -> tuple[tuple[float, ...], tuple[float, ...]]:
-    """CLIP's input mean and std for this model and tag, from open_clip's configs (nothing built):
-    the model config's, overridden by the pretrained tag's, as open_clip merges them."""
-    _register_configs(params.model_config_dir)
-    cfg = dict((open_clip.get_model_config(params.model) or {}).get("preprocess_cfg", {}))
-    if params.pretrained:
-        cfg.update(open_clip.get_pretrained_cfg(params.model, params.pretrained))
-    mean, std = cfg.get("mean", open_clip.OPENAI_DATASET_MEAN), cfg.get("std", open_clip.OPENAI_DATASET_STD)
-    return tuple(float(v) for v in mean), tuple(float(v) for v in std)
-
-
 def create_clip(params: ClipParams) -> tuple[open_clip.CLIP, Preprocess, Any]:
     """An open_clip model in eval mode, its deterministic preprocessing and its tokenizer."""
     problems = clip_name_problems(params)
@@ -187,15 +176,16 @@ class Encoder:
 
 def create_encoder(name: str, params: Params) -> Encoder:
     """``clip`` (the vision tower of ``params.clip``) or ``dino`` (``params.dino``; by default fed
-    CLIP's normalisation, as in the reference code). The seed is part of the identity: it sets the
-    weights that ``pretrained`` leaves random."""
+    OpenAI CLIP's mean and std, as in the reference code, whatever ``params.clip`` is). The seed is
+    part of the identity: it sets the weights that ``pretrained`` leaves random."""
     if name == "clip":
         model, preprocess, _ = create_clip(params.clip)
         return Encoder(model.visual, preprocess, {**clip_identity(params.clip), "seed": params.clip.seed})
     if name == "dino":
         network, preprocess = create_dino(params.dino)
         if params.dino.normalize == "clip":
-            mean, std = clip_normalization(params.clip)
-            preprocess = replace(preprocess, mean=mean, std=std)
+            preprocess = replace(
+                preprocess, mean=tuple(open_clip.OPENAI_DATASET_MEAN), std=tuple(open_clip.OPENAI_DATASET_STD)
+            )
         return Encoder(network, preprocess, {**dino_identity(params.dino), "seed": params.dino.seed})
     raise ModelError(f"no image encoder named {name!r}; choose clip or dino")
