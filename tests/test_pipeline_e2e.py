@@ -233,7 +233,7 @@ def test_predict_cli_agrees_with_evaluate(smoke_run, tmp_path):
         assert r["class_1"] == expected[r["path"]]
 
 
-def test_info_lists_outputs_metrics_and_stale_stages(smoke_run):
+def test_info_lists_outputs_metrics_and_stale_stages(smoke_run, tmp_path):
     from pipeline.cli.project_info import report
 
     clone, _ = smoke_run
@@ -241,13 +241,14 @@ def test_info_lists_outputs_metrics_and_stale_stages(smoke_run):
     assert "every stage is up to date" in out
     assert "artifacts/synthetic/evaluate/summary.png" in out and "missing" not in out
     assert "nola" in out and "NoLA - zero-shot" in out
-    params = (clone / "params.yaml").read_text()
-    try:
-        (clone / "params.yaml").write_text(params.replace("label_smoothing: 0.1", "label_smoothing: 0.2"))
-        out = report(clone)
-    finally:
-        (clone / "params.yaml").write_text(params)
-    assert "tune@synthetic: stale" in out and "changed: param tune modified" in out and "stale: tune@synthetic (" in out
+    copy = tmp_path / "copy"  # edited here, so the shared reference run stays as it is
+    shutil.copytree(clone, copy, symlinks=True)
+    params = copy / "params.yaml"
+    params.write_text(params.read_text().replace("label_smoothing: 0.1", "label_smoothing: 0.2"))
+    out = report(copy)
+    assert "tune@synthetic: stale" in out and "changed: param tune modified" in out
+    assert "evaluate@synthetic: up to date" in out
+    assert "stale: check_params, tune@synthetic (" in out
 
 
 def test_experiment_metrics_diff_and_paper_table(smoke_run):
