@@ -23,7 +23,7 @@ import pyarrow.parquet as pq
 import torch
 from safetensors.torch import load_file, save_file
 
-from pipeline.core.errors import NolaError
+from pipeline.core.errors import NolaError, disk_full
 
 META_KEY = b"nola"
 
@@ -40,7 +40,8 @@ def _umask() -> int:
 
 @contextlib.contextmanager
 def atomic_path(path: str | Path) -> Iterator[Path]:
-    """Yield a temporary path; on success rename it to ``path``, on failure remove it.
+    """Yield a temporary path; on success rename it to ``path``, on failure remove it (a full disk
+    becomes one :class:`DiskFullError` naming ``path``).
 
     A process killed (kill -9) while writing leaves its temporary file behind, never a partial
     ``path``; the next write of the same artifact removes such leftovers.
@@ -59,6 +60,10 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
             os.fsync(f.fileno())
         os.chmod(tmp_path, 0o666 & ~_umask())
         os.replace(tmp_path, path)
+    except Exception as err:  # pyarrow and safetensors report a full disk with their own types
+        if (full := disk_full(err, path)) is not None:
+            raise full from None
+        raise
     finally:
         tmp_path.unlink(missing_ok=True)
 
