@@ -4,7 +4,7 @@ from pathlib import Path
 
 import numpy as np
 
-from pipeline.core.artifacts import read_features, read_json, read_table, read_tensors, write_csv, write_json
+from pipeline.core.artifacts import read_classes, read_features, read_table, read_tensors, write_csv, write_json
 from pipeline.core.params import load_params
 from pipeline.core.stage import log, run
 from pipeline.data.datasets import image_root, read_ids, read_labels
@@ -30,7 +30,7 @@ def main(
     params: Path = Path("params.yaml"),
 ) -> None:
     p = load_params(params)
-    classes = read_json(split_dir / "classes.json")["classes"]
+    classes = read_classes(split_dir / "classes.json")
     test_ids = read_ids(split_dir / "test.parquet")
     truth = read_labels(split_dir / "labels.parquet")
     model, preprocess, _ = create_clip(p.clip)

@@ -83,6 +83,19 @@ def read_json(path: str | Path) -> Any:
         raise ArtifactError(f"{path}: not valid JSON ({err})") from None
 
 
+def read_classes(path: str | Path) -> list[str]:
+    """The split stage's classes.json, ``{"classes": [name, ...]}``; valid JSON of another shape
+    (a list of objects, a name that is not a string) is refused here with the expected shape."""
+    doc = read_json(path)
+    classes = doc.get("classes") if isinstance(doc, dict) else None
+    if not isinstance(classes, list) or not classes or not all(isinstance(c, str) and c.strip() for c in classes):
+        raise ArtifactError(
+            f'{path}: expected {{"classes": ["name", ...]}} (a non-empty list of class names) but found '
+            f"{_show(doc)}; rerun the 'split' stage (dvc repro split), or fix the file if you wrote it"
+        )
+    return classes
+
+
 def write_table(path: str | Path, table: pa.Table, meta: Mapping[str, Any] | None = None) -> None:
     """Write a parquet file; ``meta`` is stored as sorted JSON in the schema metadata."""
     if meta is not None:
