@@ -12,6 +12,7 @@ import contextlib
 import hashlib
 import json
 import os
+import shutil
 import tempfile
 from collections.abc import Iterator, Mapping
 from pathlib import Path
@@ -66,6 +67,27 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
         raise
     finally:
         tmp_path.unlink(missing_ok=True)
+
+
+@contextlib.contextmanager
+def output_set(out_dir: str | Path, last: str) -> Iterator[Path]:
+    """Write a stage's several outputs all-or-nothing: the block writes into a staging folder
+    beside ``out_dir``; only when it ends without error are the files moved in, ``last`` (the
+    metrics, which DVC shows) last and the old one removed first, so a failure or a kill never
+    leaves a new file beside an old one, nor metrics without the files they describe."""
+    out_dir = Path(out_dir)
+    out_dir.parent.mkdir(parents=True, exist_ok=True)
+    for stale in out_dir.parent.glob(f".{out_dir.name}.*.tmp"):  # left by a killed run
+        shutil.rmtree(stale, ignore_errors=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", suffix=".tmp", dir=out_dir.parent))
+    try:
+        yield staging
+        out_dir.mkdir(exist_ok=True)
+        (out_dir / last).unlink(missing_ok=True)
+        for name in sorted(os.listdir(staging), key=lambda n: n == last):
+            os.replace(staging / name, out_dir / name)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
 
 
 def write_json(path: str | Path, data: Any) -> None:
