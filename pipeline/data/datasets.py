@@ -244,7 +244,8 @@ def _benchmark(params: DataParams) -> Collection:
     """One of the paper's datasets in the layout torchvision downloads (see pipeline.data.benchmarks)."""
     spec: Benchmark = BENCHMARKS[params.source]
     root = image_root(params)
-    if not Path(params.root).is_dir() or (spec.download is not None and not root.is_dir()):
+    top = Path(params.root)
+    if not top.is_dir() or not any(top.iterdir()) or (spec.read is None and spec.download and not root.is_dir()):
         raise DatasetError(
             f"data.root = {params.root!r}: {spec.title} is not there (expected its images under {root}); "
             "download it with `nola fetch-data` (or copy it there: `nola datasets " + spec.name + "`)"
