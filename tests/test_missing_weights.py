@@ -27,7 +27,7 @@ def no_connection(monkeypatch):
 
 @pytest.mark.unit
 @pytest.mark.parametrize("offline", ["HF_HUB_OFFLINE is set", "cannot be reached"])
-def test_missing_clip_weights_fail_fast_with_the_local_file_pointer(empty_cache, monkeypatch, offline):
+def test_missing_clip_weights_fail_fast_with_the_local_file_pointer(empty_cache, monkeypatch, caplog, offline):
     if offline == "cannot be reached":
         no_connection(monkeypatch)
     start = time.monotonic()
@@ -38,6 +38,7 @@ def test_missing_clip_weights_fail_fast_with_the_local_file_pointer(empty_cache,
     assert text.startswith("clip.pretrained = 'openai': the weights of 'ViT-B-32' are not on this machine")
     assert offline in text and "set clip.pretrained to its path" in text and "Offline and air-gapped use" in text
     assert constants.HF_HUB_OFFLINE, "no connection switches the Hub client offline: no retries"
+    assert not [r for r in caplog.records if "Failed to download" in r.getMessage()], "one message, not two"
 
 
 @pytest.mark.unit

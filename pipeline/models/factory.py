@@ -7,9 +7,12 @@ offline smoke configuration run the real architectures without any download.
 
 from __future__ import annotations
 
+import contextlib
 import difflib
 import functools
+import logging
 import socket
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from pickle import UnpicklingError
@@ -73,6 +76,20 @@ def _offline_reason() -> str | None:
     return None
 
 
+@contextlib.contextmanager
+def _no_download_error_log() -> Iterator[None]:
+    """Drop open_clip's own log line for a failed weights download (it goes to the root logger)."""
+
+    def keep(record: logging.LogRecord) -> bool:
+        return not record.getMessage().startswith("Failed to download weights")
+
+    logging.getLogger().addFilter(keep)
+    try:
+        yield
+    finally:
+        logging.getLogger().removeFilter(keep)
+
+
 def _missing_weights(key: str, value: Any, model: str, reason: str) -> ModelError:
     return ModelError(
         f"{key} = {value!r}: the weights of {model!r} are not on this machine and cannot be downloaded ({reason}); "
@@ -131,7 +148,8 @@ def create_clip(params: ClipParams) -> tuple[open_clip.CLIP, Preprocess, Any]:
     tag = params.pretrained and not Path(params.pretrained).is_file()  # a tag: weights from the Hub
     offline = _offline_reason() if tag else None
     try:
-        model = open_clip.create_model(params.model, pretrained=params.pretrained or None)
+        with _no_download_error_log():  # the ModelError below says it, once
+            model = open_clip.create_model(params.model, pretrained=params.pretrained or None)
     except UnpicklingError:
         raise ModelError(f"clip.pretrained = {params.pretrained!r}: {UNSAFE_WEIGHTS}") from None
     except (RuntimeError, OSError) as err:
