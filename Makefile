@@ -20,7 +20,7 @@ install-dev: install
 ## The main job: NoLA on the default configuration (params.yaml: EuroSAT, CLIP ViT-B/32, DINO ViT-B/16).
 run: install
 	$(PYTHON) -m pipeline fetch-data
-	dvc repro
+	$(PYTHON) -m pipeline repro
 
 ## The whole pipeline offline on tiny random-weight models and synthetic images, in $(SMOKE_DIR).
 smoke: install
