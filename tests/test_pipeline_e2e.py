@@ -188,7 +188,9 @@ def test_dvc_plots_show_renders_every_plot(smoke_run, tmp_path):
     }  # test images
     # what the page draws, rendered offline by Vega-Lite from DVC's own filled specs
     texts = {
-        name: set(re.findall(r"<text[^>]*>([^<]+)</text>", vl_convert.vegalite_to_svg(plots[0]["content"])))
+        name: set(
+            re.findall(r"<text[^>]*>([^<]+)</text>", vl_convert.vegalite_to_svg(plots[0]["content"], vl_version="5.8"))
+        )
         for name, plots in shown.items()
         if plots[0]["type"] == "vega"
     }

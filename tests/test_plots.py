@@ -16,6 +16,8 @@ from pipeline.report.evaluation import METHODS
 from helpers import PROJECT
 
 pytestmark = pytest.mark.unit
+# DVC 3.67's page loads Vega-Lite 5.2.0 from its CDN; the oldest version vl-convert bundles is 5.8
+OLDEST_VEGA_LITE = "5.8"
 
 
 def _stage_plots() -> dict[str, dict]:
@@ -32,7 +34,7 @@ def _render(template: str, rows: list[dict]) -> str:
     spec = json.loads((PROJECT / template).read_text())
     assert spec["data"]["values"] == "<DVC_METRIC_DATA>", "DVC fills the data at this anchor"
     spec["data"]["values"] = [{**r, "rev": "workspace"} for r in rows]  # DVC's rows: CSV strings plus rev
-    return vl_convert.vegalite_to_svg(spec)
+    return vl_convert.vegalite_to_svg(spec, vl_version=OLDEST_VEGA_LITE)
 
 
 def _texts(svg: str) -> set[str]:
