@@ -7,7 +7,7 @@ PIP = $(PYTHON) -m pip install --quiet --disable-pip-version-check
 # matmul, so build for the generic CPU (README: troubleshooting). Only read when it compiles.
 export CMAKE_ARGS ?= -DGGML_NATIVE=OFF
 
-.PHONY: install install-dev run smoke lint test test-fast bench
+.PHONY: install install-dev run smoke lint test test-fast bench docs
 
 install:
 	$(PIP) -r requirements.txt
@@ -43,3 +43,7 @@ test-fast: install-dev
 ## Speed and memory against same-run baselines (bench/; a few minutes; not part of test).
 bench: install
 	$(PYTHON) -m bench
+
+## Regenerate README.md's params and command tables from the params model and the CLI.
+docs:
+	$(PYTHON) -m pipeline docs --write

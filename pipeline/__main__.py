@@ -119,6 +119,21 @@ def models() -> None:
     typer.echo(table())
 
 
+@app.command()
+def docs(
+    write: Annotated[bool, typer.Option("--write", help="rewrite README.md's tables in place")] = False,
+    readme: Annotated[Path, typer.Option(help="the README with the table markers")] = Path("README.md"),
+) -> None:
+    """Print the README's generated tables (params, commands); --write updates them in README.md."""
+    from pipeline.cli.docs import tables, write_tables
+
+    if not write:
+        typer.echo("\n\n".join(tables().values()))
+        return
+    changed = write_tables(readme)
+    typer.echo(f"{readme}: regenerated {', '.join(changed)}" if changed else f"{readme}: tables up to date")
+
+
 @app.callback()
 def root_callback() -> None:
     """NoLA: label-free tuning of CLIP zero-shot classifiers."""

@@ -11,7 +11,7 @@ import yaml
 from pipeline.core.errors import NolaError
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
-CODE = ("pipeline", "stages", "prompts", "dvc.yaml")
+CODE = ("pipeline", "stages", "prompts", "plots", "dvc.yaml")  # plots/: dvc.yaml's Vega-Lite templates
 
 
 def _git(*args: str, cwd: Path) -> None:

@@ -255,7 +255,11 @@ BENCHMARKS: dict[str, Benchmark] = {
             "eurosat",
             "EuroSAT",
             "satellite",
-            ("a centered satellite photo of {}.", "a satellite photo of {}.", "an aerial view of {}."),
+            (  # the paper's EuroSAT templates; params.yaml's entry is this one (tests/test_benchmarks.py)
+                "a centered satellite photo of {}.",
+                "a centered satellite photo of a {}.",
+                "a centered satellite photo of the {}.",
+            ),
             images="eurosat/2750",
             download=_torchvision("EuroSAT"),
             get="downloaded by torchvision (python -m pipeline fetch-data)",
