@@ -7,7 +7,7 @@ PIP = $(PYTHON) -m pip install --quiet --disable-pip-version-check
 # matmul, so build for the generic CPU (README: troubleshooting). Only read when it compiles.
 export CMAKE_ARGS ?= -DGGML_NATIVE=OFF
 
-.PHONY: install install-dev run smoke lint test test-fast bench
+.PHONY: install install-dev run smoke lint test test-fast bench docs
 
 install:
 	$(PIP) -r requirements.txt
@@ -20,7 +20,7 @@ install-dev: install
 ## The main job: NoLA on the default configuration (params.yaml: EuroSAT, CLIP ViT-B/32, DINO ViT-B/16).
 run: install
 	$(PYTHON) -m pipeline fetch-data
-	dvc repro
+	$(PYTHON) -m pipeline repro
 
 ## The whole pipeline offline on tiny random-weight models and synthetic images, in $(SMOKE_DIR).
 smoke: install
@@ -43,3 +43,7 @@ test-fast: install-dev
 ## Speed and memory against same-run baselines (bench/; a few minutes; not part of test).
 bench: install
 	$(PYTHON) -m bench
+
+## Regenerate README.md's params and command tables from the params model and the CLI.
+docs:
+	$(PYTHON) -m pipeline docs --write

@@ -29,6 +29,18 @@ def fetch_data(
         typer.echo(f"{name}: images ready under {root}")
 
 
+@app.command(context_settings={"allow_extra_args": True, "ignore_unknown_options": True})
+def repro(
+    ctx: typer.Context, params: Annotated[Path, typer.Option(help="the params to check")] = Path("params.yaml")
+) -> None:
+    """Check every data.root of params.yaml for entries DVC would hang or stop on, then run
+    `dvc repro` with the remaining arguments (e.g. `nola repro evaluate@eurosat --force`)."""
+    from pipeline.cli.data_roots import check_data_roots
+
+    check_data_roots(load_params(params), Path.cwd())
+    raise typer.Exit(subprocess.run(["dvc", "repro", *ctx.args]).returncode)
+
+
 @app.command()
 def smoke(
     directory: Annotated[Path, typer.Argument(help="where to create the scratch DVC project")] = Path(".smoke"),
@@ -105,6 +117,21 @@ def models() -> None:
     from pipeline.models.catalog import table
 
     typer.echo(table())
+
+
+@app.command()
+def docs(
+    write: Annotated[bool, typer.Option("--write", help="rewrite README.md's tables in place")] = False,
+    readme: Annotated[Path, typer.Option(help="the README with the table markers")] = Path("README.md"),
+) -> None:
+    """Print the README's generated tables (params, commands); --write updates them in README.md."""
+    from pipeline.cli.docs import tables, write_tables
+
+    if not write:
+        typer.echo("\n\n".join(tables().values()))
+        return
+    changed = write_tables(readme)
+    typer.echo(f"{readme}: regenerated {', '.join(changed)}" if changed else f"{readme}: tables up to date")
 
 
 @app.callback()

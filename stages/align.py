@@ -2,7 +2,7 @@
 
 from pathlib import Path
 
-from pipeline.core.artifacts import read_features, read_table, write_table, write_tensors
+from pipeline.core.artifacts import output_set, read_features, read_table, write_table, write_tensors
 from pipeline.core.params import load_params
 from pipeline.core.stage import log, run
 from pipeline.method import alignment
@@ -22,12 +22,13 @@ def main(dino_pool: Path, pseudo_labels: Path, out_dir: Path, params: Path = Pat
         "in_dim": int(features.shape[1]),
         "preprocess": meta["preprocess"],
     }
-    write_tensors(out_dir / "head.safetensors", head.state_dict(), head_meta)
-    write_table(
-        out_dir / "dl_labels.parquet",
-        alignment.dl_label_table(ids, alignment.dl_probs(head, features)),
-        {"classes": classes},
-    )
+    with output_set(out_dir, last="dl_labels.parquet") as staging:
+        write_tensors(staging / "head.safetensors", head.state_dict(), head_meta)
+        write_table(
+            staging / "dl_labels.parquet",
+            alignment.dl_label_table(ids, alignment.dl_probs(head, features)),
+            {"classes": classes},
+        )
     log.info(
         "align: head trained on %d images (final loss %.4f); DL labels for %d pool images -> %s",
         selected.num_rows,

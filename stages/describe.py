@@ -2,7 +2,7 @@
 
 from pathlib import Path
 
-from pipeline.core.artifacts import read_json, write_json
+from pipeline.core.artifacts import read_classes, write_json
 from pipeline.core.params import load_params
 from pipeline.core.stage import log, run
 from pipeline.describe.descriptions import describe_classes
@@ -10,7 +10,7 @@ from pipeline.describe.descriptions import describe_classes
 
 def main(classes_json: Path, prompts: Path, out: Path, params: Path = Path("params.yaml")) -> None:
     describe = load_params(params).describe
-    classes = read_json(classes_json)["classes"]
+    classes = read_classes(classes_json)
     doc = describe_classes(describe, classes, prompts)
     write_json(out, doc)
     log.info(

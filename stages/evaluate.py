@@ -4,7 +4,15 @@ from pathlib import Path
 
 import numpy as np
 
-from pipeline.core.artifacts import read_features, read_json, read_table, read_tensors, write_csv, write_json
+from pipeline.core.artifacts import (
+    output_set,
+    read_classes,
+    read_features,
+    read_table,
+    read_tensors,
+    write_csv,
+    write_json,
+)
 from pipeline.core.params import load_params
 from pipeline.core.stage import log, run
 from pipeline.data.datasets import image_root, read_ids, read_labels
@@ -30,7 +38,7 @@ def main(
     params: Path = Path("params.yaml"),
 ) -> None:
     p = load_params(params)
-    classes = read_json(split_dir / "classes.json")["classes"]
+    classes = read_classes(split_dir / "classes.json")
     test_ids = read_ids(split_dir / "test.parquet")
     truth = read_labels(split_dir / "labels.parquet")
     model, preprocess, _ = create_clip(p.clip)
@@ -64,21 +72,23 @@ def main(
     predictions = {name: prob.argmax(axis=1) for name, prob in probs.items()}
     y = np.array([truth[i] for i in test_ids])
     metrics = ev.metrics_document(predictions, y, selected.to_pandas(), truth, classes)
-    write_json(out_dir / "metrics.json", metrics)
     per_class = {name: ev.per_class_accuracy(pred, y, len(classes)) for name, pred in predictions.items()}
-    write_csv(
-        out_dir / "per_class.csv",
-        [{"class": c, **{n: per_class[n][i] for n in per_class}} for i, c in enumerate(classes)],
-        ["class", *per_class],
-    )
-    write_csv(out_dir / "confusion.csv", ev.confusion_rows(predictions["nola"], y, classes), ["actual", "predicted"])
-    render_summary(
-        out_dir / "summary.png",
-        f"NoLA on {dataset}: {len(classes)} classes, {len(y)} test images",
-        metrics["accuracy"],
-        classes,
-        per_class,
-    )
+    with output_set(out_dir, last="metrics.json") as staging:
+        write_json(staging / "metrics.json", metrics)
+        write_csv(
+            staging / "per_class.csv",
+            [{"class": c, **{n: per_class[n][i] for n in per_class}} for i, c in enumerate(classes)],
+            ["class", *per_class],
+        )
+        confusion = ev.confusion_rows(predictions["nola"], y, classes)
+        write_csv(staging / "confusion.csv", confusion, ["actual", "predicted"])
+        render_summary(
+            staging / "summary.png",
+            f"NoLA on {dataset}: {len(classes)} classes, {len(y)} test images",
+            metrics["accuracy"],
+            classes,
+            per_class,
+        )
     log.info("evaluate: %s", ", ".join(f"{n} {a:.3f}" for n, a in metrics["accuracy"].items()))
 
 

@@ -2,7 +2,7 @@
 
 from pathlib import Path
 
-from pipeline.core.artifacts import read_json
+from pipeline.core.artifacts import read_classes
 from pipeline.core.params import load_params
 from pipeline.core.stage import log, run
 from pipeline.describe.descriptions import load_descriptions
@@ -15,7 +15,7 @@ def main(
 ) -> None:
     p = load_params(params)
     templates = p.dataset(dataset).templates
-    classes = read_json(classes_json)["classes"]
+    classes = read_classes(classes_json)
     descriptions = load_descriptions(descriptions_json, classes)
     model, _, tokenizer = create_clip(p.clip)
     classifiers = tc.build_classifiers(model, tokenizer, classes, templates, descriptions)

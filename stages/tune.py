@@ -4,7 +4,7 @@ from dataclasses import asdict
 from pathlib import Path
 
 from pipeline.core import hardware
-from pipeline.core.artifacts import read_table, write_csv, write_tensors
+from pipeline.core.artifacts import output_set, read_table, write_csv, write_tensors
 from pipeline.core.distributed import process_group
 from pipeline.core.params import load_params
 from pipeline.core.stage import log, run
@@ -57,8 +57,9 @@ def main(dataset: str, dl_labels: Path, classifiers: Path, out_dir: Path, params
         "preprocess": preprocess.as_dict(),
         "compute": hw.as_dict(),
     }
-    write_tensors(out_dir / "prompt.safetensors", prompted.trainable_state(), meta)
-    write_csv(out_dir / "log.csv", [asdict(h) for h in history], ["epoch", "loss", "agreement", "lr"])
+    with output_set(out_dir, last="log.csv") as staging:
+        write_tensors(staging / "prompt.safetensors", prompted.trainable_state(), meta)
+        write_csv(staging / "log.csv", [asdict(h) for h in history], ["epoch", "loss", "agreement", "lr"])
     log.info(
         "tune: final loss %.4f, agreement with DL labels %.3f -> %s", history[-1].loss, history[-1].agreement, out_dir
     )

@@ -19,7 +19,7 @@ import yaml
 from PIL import Image
 from scipy.io import savemat
 
-from pipeline.core.params import DataParams
+from pipeline.core.params import DataParams, load_params
 from pipeline.data import datasets
 from pipeline.data.benchmarks import BENCHMARKS, export_image_folder
 from pipeline.data.datasets import DatasetError, create_dataset
@@ -296,6 +296,21 @@ def test_registry_matches_params_and_its_entries_validate():
         assert (PROJECT / "prompts" / f"{spec.domain}.yaml").is_file(), f"{spec.name}: no prompts for {spec.domain}"
 
 
+def test_params_yaml_entries_are_the_catalogs():
+    """One source for a dataset's templates and domain: the catalog, which `nola datasets NAME` prints."""
+    entries = {
+        name: d for name, d in load_params(PROJECT / "params.yaml").datasets.items() if d.data.source in BENCHMARKS
+    }
+    assert entries, "params.yaml has no entry of the paper's datasets to compare"
+    for name, entry in entries.items():
+        catalog = BENCHMARKS[entry.data.source].params_entry(entry.data.root)
+        mine = {"data": {"source": entry.data.source, "root": entry.data.root}, "domain": entry.domain}
+        assert {**mine, "templates": entry.templates} == catalog, (
+            f"params.yaml's datasets.{name} differs from `nola datasets {entry.data.source}` "
+            "(pipeline/data/benchmarks.py): make them one"
+        )
+
+
 def test_paper_benchmark_params_give_the_papers_protocol():
     """CoOp's split files (by CoOp's names), the reference's templates, and a CLIP built as OpenAI's
     weights need; every entry validates as params."""
@@ -322,6 +337,7 @@ def test_paper_benchmark_params_give_the_papers_protocol():
 
 
 def test_a_missing_split_file_says_where_to_get_it(tmp_path):
+    (tmp_path / "eurosat" / "2750" / "Forest").mkdir(parents=True)
     params = DataParams(source="eurosat", root=str(tmp_path), split_file=str(tmp_path / "split_zhou_EuroSAT.json"))
     with pytest.raises(DatasetError, match=r"EuroSAT.json'?: no such file; CoOp's split JSONs .* DATASETS.md"):
         create_dataset(params)

@@ -24,7 +24,7 @@ from pipeline.models import catalog
 from helpers import PROJECT, sh
 
 runner = CliRunner()
-COMMANDS = ["fetch-data", "smoke", "predict", "info", "datasets", "models"]
+COMMANDS = ["fetch-data", "smoke", "predict", "info", "datasets", "models", "docs"]
 
 
 @pytest.mark.unit

@@ -72,9 +72,9 @@ def params_file(repo: Path, name: str, **changes: dict) -> Path:
     return path
 
 
-def features(repo: Path, out: str, params: Path, env: dict | None = None) -> dict[str, tuple[int, int, int]]:
-    """Run the features stage through the launcher; (encoded, resumed, reused) per split."""
-    result = sh(
+def features_command(out: str, params: Path) -> list[str]:
+    """The features stage of the synthetic set through the launcher (which reads compute.nproc)."""
+    return [
         sys.executable,
         "-m",
         "pipeline.core.launch",
@@ -85,9 +85,12 @@ def features(repo: Path, out: str, params: Path, env: dict | None = None) -> dic
         out,
         "--params",
         str(params),
-        cwd=repo,
-        env=env,
-    )
+    ]
+
+
+def features(repo: Path, out: str, params: Path, env: dict | None = None) -> dict[str, tuple[int, int, int]]:
+    """Run the features stage; (encoded, resumed, reused) per split."""
+    result = sh(*features_command(out, params), cwd=repo, env=env)
     return {m[1]: tuple(map(int, m[2:])) for m in COUNTS.findall(result.stderr)}
 
 
@@ -133,19 +136,9 @@ def test_features_resume_after_sigkill(project):
     params = params_file(project, "small_parts.yaml", features={"part_size": 2, "batch_size": 2})
     features(project, "artifacts/whole", params)
     out = project / "artifacts/killed"
-    cmd = [
-        sys.executable,
-        "-m",
-        "pipeline.core.launch",
-        "stages.features",
-        "clip",
-        "synthetic",
-        "artifacts/synthetic/split",
-        str(out),
-        "--params",
-        str(params),
-    ]
-    proc = subprocess.Popen(cmd, cwd=project, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen(
+        features_command(str(out), params), cwd=project, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
     work = out / ".pool.parquet.parts"
     while proc.poll() is None and len(list(work.glob("*.parquet"))) < 3:
         time.sleep(0.005)

@@ -96,11 +96,12 @@ def team(tmp_path_factory):
 
 
 def all_stages(*datasets: str) -> set[str]:
-    return {f"{s}@{d}" for s in STAGES for d in datasets}
+    """Every stage of a full run: check_params and each stage of each dataset."""
+    return {"check_params"} | {f"{s}@{d}" for s in STAGES for d in datasets}
 
 
 def test_first_run_computes_every_stage_of_every_dataset(team):
-    assert team["first"] == all_stages("shapes", "more") | {"check_params"}
+    assert team["first"] == all_stages("shapes", "more")
     assert repro(team["a"]) == set()
 
 

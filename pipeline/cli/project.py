@@ -11,7 +11,7 @@ import yaml
 from pipeline.core.errors import NolaError
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
-CODE = ("pipeline", "stages", "prompts", "dvc.yaml")
+CODE = ("pipeline", "stages", "prompts", "plots", "dvc.yaml")  # plots/: dvc.yaml's Vega-Lite templates
 
 
 def _git(*args: str, cwd: Path) -> None:
@@ -31,7 +31,7 @@ def scaffold(path: str | Path, params: dict, dvc_config: dict[str, str] | None =
         else:
             shutil.copy(src, path / name)
     (path / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
-    (path / ".gitignore").write_text("/data/\n__pycache__/\n/.llm-cache/\n*.parquet.parts/\n")
+    shutil.copy(PROJECT_ROOT / ".gitignore", path / ".gitignore")  # keeps artifacts out of git (issue 16)
     _git("init", "-q", "-b", "main", cwd=path)
     subprocess.run(["dvc", "init", "-q"], cwd=path, check=True, capture_output=True)
     shutil.copy(PROJECT_ROOT / ".dvcignore", path / ".dvcignore")  # bytecode is no code dependency

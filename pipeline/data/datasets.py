@@ -202,8 +202,28 @@ def fetch(params: DataParams) -> Path:
         if spec.download is None or not params.download:
             reason = "data.download is false" if spec.download else "it cannot be downloaded automatically"
             raise DatasetError(f"{spec.title} not found under {image_root(params)} and {reason}: {spec.get}")
-        spec.download(Path(params.root))
+        _download(spec, Path(params.root))
     return Path(params.root)
+
+
+def _download(spec: Benchmark, root: Path) -> None:
+    """Run the spec's download; on failure (no network, a server error) say what failed and the
+    ways round it, and remove the folders the attempt created and left empty."""
+    top = root.absolute()  # the outermost folder this attempt may create
+    while not top.parent.exists():
+        top = top.parent
+    before = {top, *top.rglob("*")} if top.exists() else set()
+    try:
+        spec.download(root)
+    except (OSError, RuntimeError) as err:  # URLError is an OSError; torchvision raises RuntimeError
+        for folder in sorted((p for p in [top, *top.rglob("*")] if p not in before), reverse=True):
+            if folder.is_dir() and not any(folder.iterdir()):
+                folder.rmdir()
+        raise DatasetError(
+            f"{spec.title}: the download into data.root = {str(root)!r} failed ({err}); check the network "
+            f"(and a proxy: HTTPS_PROXY), then rerun `nola fetch-data`, or copy the dataset there by hand "
+            f"and set data.download: false (README: Offline and air-gapped use)"
+        ) from None
 
 
 def _split_folders(root: Path, dirs: tuple[str, str]) -> tuple[list[str], list, list]:
@@ -229,6 +249,12 @@ def _benchmark(params: DataParams) -> Collection:
     """One of the paper's datasets in the layout torchvision downloads (see pipeline.data.benchmarks)."""
     spec: Benchmark = BENCHMARKS[params.source]
     root = image_root(params)
+    top = Path(params.root)
+    if not top.is_dir() or not any(top.iterdir()) or (spec.read is None and spec.download and not root.is_dir()):
+        raise DatasetError(
+            f"data.root = {params.root!r}: {spec.title} is not there (expected its images under {root}); "
+            "download it with `nola fetch-data` (or copy it there: `nola datasets " + spec.name + "`)"
+        )
     if params.split_file:
         return _coop_split(root, params)
     if spec.read is not None:

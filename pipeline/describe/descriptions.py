@@ -141,4 +141,8 @@ def load_descriptions(path: str | Path, classes: list[str]) -> dict[str, list[st
             f"{path}: made for classes {doc.get('classes') if isinstance(doc, dict) else '?'}, "
             f"not the current {classes}; rerun the 'describe' stage"
         )
+    if not all(isinstance(v, list) and all(isinstance(t, str) for t in v) for v in descriptions.values()):
+        raise DescriptionError(
+            f"{path}: 'descriptions' must map each class to a list of sentences; rerun the 'describe' stage"
+        )
     return descriptions

@@ -109,7 +109,7 @@ class PreviousFeatures:
         return self._groups[key]
 
     def lookup(self, hashes: pa.Array) -> dict[int, np.ndarray]:
-        """Position in ``hashes`` -> the feature of an earlier output with that content hash."""
+        """Position in ``hashes`` -> the finite feature of an earlier output with that content hash."""
         found: dict[int, np.ndarray] = {}
         for s, (_file, known, starts) in enumerate(self.sources):
             index = pc.index_in(hashes, value_set=known).to_numpy(zero_copy_only=False)
@@ -117,7 +117,9 @@ class PreviousFeatures:
                 if position in found or np.isnan(row):
                     continue
                 group = int(np.searchsorted(starts, row, side="right")) - 1
-                found[position] = self._rows(s, group)[int(row) - starts[group]]
+                feature = self._rows(s, group)[int(row) - starts[group]]
+                if np.isfinite(feature).all():  # a damaged row is encoded again, never copied on
+                    found[position] = feature
         return found
 
 

@@ -7,8 +7,12 @@ offline smoke configuration run the real architectures without any download.
 
 from __future__ import annotations
 
+import contextlib
 import difflib
 import functools
+import logging
+import socket
+from collections.abc import Iterator
 from dataclasses import dataclass, replace
 from pathlib import Path
 from pickle import UnpicklingError
@@ -45,6 +49,53 @@ def _register_configs(extra_dir: str | None) -> None:
         if not Path(extra_dir).is_dir():
             raise ModelError(f"clip.model_config_dir = {extra_dir!r}: no such folder")
         open_clip.add_model_config(extra_dir)
+
+
+HUB = ("huggingface.co", 443)  # where open_clip and timm download weights from
+
+
+def _hub_reachable(timeout: float = 3.0) -> bool:
+    try:
+        socket.create_connection(HUB, timeout=timeout).close()
+        return True
+    except OSError:
+        return False
+
+
+def _offline_reason() -> str | None:
+    """Before weights that may need a download: why they cannot be downloaded, or None. With no
+    connection, huggingface_hub is switched to offline mode, so cached weights still load and
+    missing ones fail at once instead of after minutes of retries."""
+    from huggingface_hub import constants
+
+    if constants.HF_HUB_OFFLINE:
+        return "HF_HUB_OFFLINE is set"
+    if not _hub_reachable():
+        constants.HF_HUB_OFFLINE = True
+        return f"{HUB[0]} cannot be reached"
+    return None
+
+
+@contextlib.contextmanager
+def _no_download_error_log() -> Iterator[None]:
+    """Drop open_clip's own log line for a failed weights download (it goes to the root logger)."""
+
+    def keep(record: logging.LogRecord) -> bool:
+        return not record.getMessage().startswith("Failed to download weights")
+
+    logging.getLogger().addFilter(keep)
+    try:
+        yield
+    finally:
+        logging.getLogger().removeFilter(keep)
+
+
+def _missing_weights(key: str, value: Any, model: str, reason: str) -> ModelError:
+    return ModelError(
+        f"{key} = {value!r}: the weights of {model!r} are not on this machine and cannot be downloaded ({reason}); "
+        f"run once with network, or download the weights file on another machine and set {key} to its path "
+        "(README: Offline and air-gapped use)"
+    )
 
 
 def _suggest(name: str, known: list[str]) -> str:
@@ -112,13 +163,18 @@ def create_clip(params: ClipParams) -> tuple[open_clip.CLIP, Preprocess, Any]:
     if problems:
         raise ModelError("; ".join(problems))
     torch.manual_seed(params.seed)
+    tag = params.pretrained and not Path(params.pretrained).is_file()  # a tag: weights from the Hub
+    offline = _offline_reason() if tag else None
     try:
-        model = open_clip.create_model(
-            params.model, pretrained=params.pretrained or None, force_quick_gelu=quick_gelu(params)
-        )
+        with _no_download_error_log():  # the ModelError below says it, once
+            model = open_clip.create_model(
+                params.model, pretrained=params.pretrained or None, force_quick_gelu=quick_gelu(params)
+            )
     except UnpicklingError:
         raise ModelError(f"clip.pretrained = {params.pretrained!r}: {UNSAFE_WEIGHTS}") from None
-    except RuntimeError as err:
+    except (RuntimeError, OSError) as err:
+        if offline and "download" in str(err).lower():
+            raise _missing_weights("clip.pretrained", params.pretrained, params.model, offline) from None
         raise ModelError(f"clip.pretrained = {params.pretrained!r} for {params.model!r}: {err}") from None
     model.eval()
     cfg = getattr(model.visual, "preprocess_cfg", {})
@@ -145,10 +201,17 @@ def create_dino(params: DinoParams) -> tuple[nn.Module, Preprocess]:
             raise ModelError(f"dino.pretrained = {pretrained!r}: no such weights file")
         kwargs["pretrained_cfg_overlay"] = {"file": pretrained}
         pretrained = True
+    offline = _offline_reason() if params.pretrained is True else None
     try:
         model = timm.create_model(params.model, pretrained=pretrained, num_classes=0, **kwargs)
     except UnpicklingError:
         raise ModelError(f"dino.pretrained = {params.pretrained!r}: {UNSAFE_WEIGHTS}") from None
+    except OSError as err:  # huggingface_hub's LocalEntryNotFoundError, a failed URL download
+        if offline is None:
+            raise ModelError(
+                f"dino.pretrained = True: the weights of {params.model!r} failed to download ({err})"
+            ) from None
+        raise _missing_weights("dino.pretrained", True, params.model, offline) from None
     except (RuntimeError, TypeError) as err:
         raise ModelError(f"dino: cannot build {params.model!r} with {params.kwargs}: {err}") from None
     model.eval()
