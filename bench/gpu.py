@@ -62,6 +62,21 @@ def model_only(step, batch: int, repeats: int = 10) -> float:
     return batch * repeats / timed(lambda: [step() for _ in range(repeats)])
 
 
+def row(what: str, e2e: float, resident: float, flops: float, peak: float) -> list[str]:
+    """A table row: images/s end to end and model only, GFLOP per image, the peak's images/s, and
+    both rates as a fraction of it."""
+    limit = peak / flops
+    return [
+        what,
+        f"{e2e:.0f}",
+        f"{resident:.0f}",
+        f"{flops / 1e9:.3g}",
+        f"{limit:.0f}",
+        f"{100 * e2e / limit:.1f}%",
+        f"{100 * resident / limit:.1f}%",
+    ]
+
+
 def features_row(
     name: str,
     model: nn.Module,
@@ -85,16 +100,7 @@ def features_row(
             encode.network(x)
 
     resident = model_only(forward, cfg["batch_size"])
-    limit = peak / flops
-    return [
-        f"features {name}",
-        f"{e2e:.0f}",
-        f"{resident:.0f}",
-        f"{flops / 1e9:.3g}",
-        f"{limit:.0f}",
-        f"{100 * e2e / limit:.1f}%",
-        f"{100 * resident / limit:.1f}%",
-    ]
+    return row(f"features {name}", e2e, resident, flops, peak)
 
 
 def tune_row(cfg: dict, compute: hardware.Compute, ids: list[str], workers: int, peak: float) -> list:
@@ -122,16 +128,7 @@ def tune_row(cfg: dict, compute: hardware.Compute, ids: list[str], workers: int,
         optimizer.step()
 
     resident = model_only(step, cfg["batch_size"])
-    limit = peak / flops
-    return [
-        f"tune clip +{cfg['prompts']} prompts",
-        f"{e2e:.0f}",
-        f"{resident:.0f}",
-        f"{flops / 1e9:.3g}",
-        f"{limit:.0f}",
-        f"{100 * e2e / limit:.1f}%",
-        f"{100 * resident / limit:.1f}%",
-    ]
+    return row(f"tune clip +{cfg['prompts']} prompts", e2e, resident, flops, peak)
 
 
 def main() -> None:

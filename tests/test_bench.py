@@ -28,5 +28,6 @@ def test_gpu_bench_runs_tiny_on_the_cpu(tmp_path):
     for name in ("features clip", "features dino", "tune clip +4 prompts"):
         e2e, resident, gflop, limit, e2e_share, resident_share = rows[name]
         assert float(e2e) > 0 and float(resident) > 0 and float(gflop) > 0 and float(limit) > 0, name
-        # a rate above the matmul-bound limit would mean a wrong FLOP count or peak
-        assert 0 < float(e2e_share.rstrip("%")) <= 100 and 0 < float(resident_share.rstrip("%")) <= 100, name
+        # a rate above the matmul-bound limit would mean a wrong FLOP count or peak (a loaded machine's
+        # end-to-end share can print as 0.0%, so only the upper bound is a check)
+        assert float(e2e_share.rstrip("%")) <= 100 and float(resident_share.rstrip("%")) <= 100, name
