@@ -153,7 +153,7 @@ class DescribeParams(Section):
     temperature: float = Field(0.99, ge=0.0)
     top_p: float = Field(1.0, gt=0.0, le=1.0)
     max_tokens: int = Field(50, ge=1)
-    stop: list[str] = Field(default_factory=lambda: ["."])
+    stop: list[str] = Field(default_factory=lambda: [".", "\n"])
     seed: int = 0
     min_words: int = Field(3, ge=1)
     cache_dir: str | None = ".llm-cache"  # content-addressed completions; None: no cache
