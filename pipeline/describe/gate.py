@@ -90,22 +90,31 @@ def _overlap(a: set[str], b: set[str]) -> float:
     return len(a & b) / len(a | b) if a | b else 1.0
 
 
-def gate(sentences: list[str], class_name: str, classes: list[str]) -> tuple[list[str], GateReport]:
-    """The sentences that pass, in order, and how many were dropped for each reason."""
-    report = GateReport(checked=len(sentences))
+def judge(sentences: list[str], class_name: str, classes: list[str]) -> list[str | None]:
+    """Per sentence, in order: why the gate drops it (a GateReport field), or None to keep it."""
     others = [c for c in classes if c != class_name]
     allowed = scripts(" ".join(classes)) or {"LATIN"}
-    kept: list[str] = []
+    reasons: list[str | None] = []
     kept_words: list[set[str]] = []
     for sentence in sentences:
         why = reason(sentence, class_name, others, allowed)
         words = set(_words(sentence))
         if why is None and any(_overlap(words, k) >= NEAR_DUPLICATE for k in kept_words):
             why = "near_duplicate"
+        if why is None:
+            kept_words.append(words)
+        reasons.append(why)
+    return reasons
+
+
+def gate(sentences: list[str], class_name: str, classes: list[str]) -> tuple[list[str], GateReport]:
+    """The sentences that pass, in order, and how many were dropped for each reason."""
+    report = GateReport(checked=len(sentences))
+    kept = []
+    for sentence, why in zip(sentences, judge(sentences, class_name, classes), strict=True):
         if why:
             setattr(report, why, getattr(report, why) + 1)
-            continue
-        kept.append(sentence)
-        kept_words.append(words)
+        else:
+            kept.append(sentence)
     report.kept = len(kept)
     return kept, report
