@@ -6,7 +6,9 @@ Few tokens, few samples, two classes: these check the mechanics, not the quality
 from __future__ import annotations
 
 import json
+import os
 import re
+import subprocess
 import sys
 from dataclasses import replace
 from pathlib import Path
@@ -20,7 +22,7 @@ from pipeline.describe.descriptions import describe_classes
 from pipeline.describe.llm import LLMError, Sampling, create_backend
 from pipeline.describe.llm.cache import CompletionCache, generate_cached
 
-from helpers import make_dvc_project, sh, smoke_params
+from helpers import PROJECT, make_dvc_project, sh, smoke_params
 
 pytestmark = pytest.mark.llm
 
@@ -240,3 +242,36 @@ def test_dvc_repro_reuses_the_cache_and_is_byte_identical(tmp_path):
     log = _describe_log(sh("dvc", "repro", "--force", "describe@synthetic", cwd=project))
     assert "4 prompts answered by the LLM" in log
     assert out.read_bytes() == edited  # freshly sampled, same seed: byte-identical
+
+
+def test_an_interrupted_describe_resumes_where_it_stopped(tmp_path):
+    classes = ["forest", "river", "lake", "field"]
+    write_prompts(tmp_path / "p.yaml", ["Describe a satellite photo of {}."])
+    params = {
+        "describe": {"source": "llama_cpp", **FAST, "cache_dir": str(tmp_path / "cache")},
+        "datasets": {"places": {"data": {"source": "folder", "root": str(tmp_path / "images")}}},
+    }
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
+    (tmp_path / "classes.json").write_text(json.dumps({"classes": classes}))
+    out = tmp_path / "out" / "descriptions.json"
+    command = [sys.executable, "-m", "stages.describe", str(tmp_path / "classes.json"), str(tmp_path / "p.yaml")]
+    command += [str(out), "--params", str(tmp_path / "params.yaml")]
+    env = {**os.environ, "NOLA_LOG": "INFO"}
+
+    stage = subprocess.Popen(command, cwd=PROJECT, stderr=subprocess.PIPE, text=True, env=env)
+    seen = []
+    for line in stage.stderr:  # the per-class progress lines, as they come
+        seen.append(line)
+        if "describe: 2/4 'river'" in line:
+            stage.kill()
+            break
+    stage.wait()
+    assert any("describe: 1/4 'forest':" in line and "answers kept" in line for line in seen), seen
+    assert not out.exists()  # killed: nothing half-written
+    cached = len(list((tmp_path / "cache").glob("*/*.json")))
+    assert 2 <= cached < 4
+
+    rerun = subprocess.run(command, cwd=PROJECT, capture_output=True, text=True, env=env)
+    assert rerun.returncode == 0, rerun.stderr
+    assert f"{4 - cached} prompts answered by the LLM" in rerun.stderr and f"{cached} from the cache" in rerun.stderr
+    assert json.loads(out.read_text())["classes"] == classes
