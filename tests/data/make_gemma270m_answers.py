@@ -1,5 +1,5 @@
 """Writes gemma270m_raw_answers.json: 60 raw answers of the packaged Gemma 3 270M (the default
-``llama_cpp`` backend, default sampling, 3 samples, seed 0), the first sample of each of the
+``llama_cpp`` backend, default sampling, 1 sample, seed 0), the answer to each of the
 satellite domain's 6 few-shot prompts for EuroSAT's 10 classes. Run once; the answers are then
 labelled by hand (``expect``: the gate's reason to drop it, or ``keep``) and tests/test_gate.py
 checks the gate against those labels.
@@ -29,7 +29,7 @@ def main() -> None:
     parser.add_argument("--cache-dir", default=None, help="reuse completions cached by bench/describe_quality.py")
     args = parser.parse_args()
     domain, classes = CLASS_LISTS["eurosat"]
-    params = DescribeParams(samples=3, cache_dir=args.cache_dir)
+    params = DescribeParams(samples=1, cache_dir=args.cache_dir)
     prompt_file = load_prompt_file(ROOT / "prompts" / f"{domain}.yaml")
     templates = prompt_file.templates(params.mode)
     backend = create_backend(params)
