@@ -41,6 +41,7 @@ EUROSAT = [
         ("The correct answer: a river.", "fragment"),
         ("river; stream; brook; creek.", "fragment"),
         ("Q: the river runs east.", "fragment"),
+        ("A river situation (i.", "fragment"),
         ("A river is a 河流 winding through fields.", "other_script"),
         ("The river looks like река from above.", "other_script"),
         ("A dense forest covers the hills with dark green canopy.", "other_class"),

@@ -18,8 +18,9 @@ INSTRUCTION_WORDS = {
     "find", "draw", "read", "imagine", "consider", "click", "fill", "match", "complete", "define", "discuss",
     "determine", "calculate", "label", "circle", "underline", "please", "let's", "let", "see", "note",
 }  # fmt: skip
-# "B) road", "(c) sea", "Answer: A", "Q: ...", "forest; river; lake": the shapes of quiz and list text
-FRAGMENT = re.compile(r"(?:^|[\s;,(])[A-Da-d]\)|\b(?:answer|options?|choices?)\s*:|\b[QA]:|;.*;")
+# "B) road", "(c) sea", "Answer: A", "Q: ...", "forest; river; lake", "A pasture situation (i.": the
+# shapes of quiz and list text, and of an answer cut inside a parenthesis (the stop "." in "i.e.")
+FRAGMENT = re.compile(r"(?:^|[\s;,(])[A-Da-d]\)|\b(?:answer|options?|choices?)\s*:|\b[QA]:|;.*;|\([^)]*$")
 STOPWORDS = {"or", "and", "of", "the", "a", "an", "with", "in", "on"}
 NEAR_DUPLICATE = 0.8  # word-set overlap (Jaccard) from which two sentences count as one
 
