@@ -10,7 +10,7 @@ import pytest
 from pipeline.core.params import DescribeParams
 from pipeline.describe.cleaning import CLIP_CONTEXT, clean_sentences, clip_token_count, fit_clip_context, normalise
 from pipeline.describe.descriptions import DescriptionError, describe_classes
-from pipeline.describe.prompts import PromptError, load_prompts
+from pipeline.describe.prompts import PromptError, load_prompt_file, load_prompts
 
 pytestmark = pytest.mark.unit
 
@@ -53,6 +53,8 @@ def test_every_domain_has_a_prompt_file():
     for domain in DOMAINS:
         prompts = load_prompts(PROMPTS / f"{domain}.yaml")
         assert len(prompts) == 6 and all("{}" in p for p in prompts)
+        examples = load_prompt_file(PROMPTS / f"{domain}.yaml").examples
+        assert len(examples) >= 3, f"{domain}: base models need worked examples"
 
 
 @pytest.mark.parametrize(
@@ -63,6 +65,8 @@ def test_every_domain_has_a_prompt_file():
         ('prompts: ["a {}", "a {}"]\n', "more than once"),
         ('- "a {}"\n', "expected 'prompts:'"),
         ('prompts: ["a {}"\n', "not valid YAML"),
+        ('prompts: ["a {}"]\nexamples: [{class: x}]\n', "'examples:' must be a list"),
+        ('prompts: ["a {}"]\nexamples: [{class: x, answer: "a {} b"}]\n', "may not contain braces"),
     ],
 )
 def test_bad_prompt_files_name_the_file_and_the_fix(tmp_path, text, message):
@@ -86,7 +90,10 @@ def test_a_class_without_usable_sentences_falls_back_to_the_templates(tmp_path):
     params = DescribeParams(source="file", file=str(file), templates=["a photo of a {}.", "a {} outdoors."])
     doc = describe_classes(params, ["cat", "dog"])
     assert doc["descriptions"] == {"cat": ["a cat asleep on a sofa."], "dog": ["a photo of a dog.", "a dog outdoors."]}
-    assert doc["fallback"] == {"dog": "all 3 answers unusable: 1 empty, 2 too short, 0 duplicates"}
+    assert doc["fallback"] == {
+        "dog": "all 3 answers unusable: 1 empty, 2 too short, 0 duplicates; the gate dropped 0 question, "
+        "0 instruction, 0 fragment, 0 other script, 0 other class, 0 near duplicate"
+    }
     assert doc["cleaning"] == {"answers": 5, "kept": 1, "empty": 1, "too_short": 2, "duplicates": 1, "truncated": 0}
 
 

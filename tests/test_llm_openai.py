@@ -10,6 +10,7 @@ import subprocess
 import sys
 import threading
 import time
+import urllib.error
 import urllib.request
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -20,6 +21,7 @@ import yaml
 from pipeline.core.params import DescribeParams
 from pipeline.describe.descriptions import describe_classes
 from pipeline.describe.llm import LLMError, Sampling, create_backend
+from pipeline.describe.llm.cache import CompletionCache, generate_cached
 
 from helpers import PROJECT
 
@@ -107,6 +109,7 @@ def test_openai_backend_against_llama_cpp_server(llama_server, api_key, tmp_path
     prompts.write_text(yaml.safe_dump({"prompts": ["Describe a satellite photo of {}."]}))
     doc = describe_classes(openai_params(llama_server, concurrency=2), CLASSES, prompts)
     assert doc["generator"] == {"backend": "openai", "model": "gemma", "mode": "completions"}
+    assert doc["gate"]["checked"] == doc["cleaning"]["kept"]
     assert list(doc["descriptions"]) == CLASSES and doc["cleaning"]["answers"] == 4
     for c in CLASSES:
         assert doc["descriptions"][c] and all(s.endswith((".", "!", "?")) for s in doc["descriptions"][c])
@@ -122,20 +125,92 @@ def test_seeded_requests_in_order_get_the_same_answers(llama_server, api_key, tm
     assert describe_classes(params, CLASSES, prompts) == describe_classes(params, CLASSES, prompts)
 
 
-def test_chat_mode_against_llama_cpp_server(llama_server, api_key):
-    backend = create_backend(openai_params(llama_server).model_copy(update={"mode": "chat"}))
+class CountingProxy:
+    """A loopback HTTP proxy in front of a real server: forwards each POST and records its path and body."""
+
+    def __init__(self, target: str) -> None:
+        owner = self
+        self.seen: list[tuple[str, dict]] = []
+        origin = target.rsplit("/v1", 1)[0]
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                body = self.rfile.read(int(self.headers["Content-Length"]))
+                owner.seen.append((self.path, json.loads(body)))
+                headers = {k: v for k, v in self.headers.items() if k in ("Content-Type", "Authorization")}
+                request = urllib.request.Request(origin + self.path, body, headers, method="POST")
+                try:
+                    with urllib.request.urlopen(request, timeout=120) as response:
+                        status, answer = response.status, response.read()
+                except urllib.error.HTTPError as err:
+                    status, answer = err.code, err.read()
+                self.send_response(status)
+                self.send_header("Content-Length", str(len(answer)))
+                self.end_headers()
+                self.wfile.write(answer)
+
+            def log_message(self, *args) -> None:
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/v1"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+@pytest.fixture
+def proxy(llama_server):
+    counting = CountingProxy(llama_server)
+    yield counting
+    counting.close()
+
+
+def test_chat_mode_against_llama_cpp_server(proxy, api_key):
+    backend = create_backend(openai_params(proxy.url).model_copy(update={"mode": "chat"}))
     sampling = Sampling(samples=2, temperature=0.99, top_p=1.0, max_tokens=8, stop=(".",), seed=0)
     [completion] = backend.generate(["Describe a photo of a forest."], sampling)
+    assert [path for path, _ in proxy.seen] == ["/v1/chat/completions"] * 2
+    for _, body in proxy.seen:
+        assert (
+            body["messages"] == [{"role": "user", "content": "Describe a photo of a forest."}] and "prompt" not in body
+        )
+    assert sorted(body["seed"] for _, body in proxy.seen) == sorted(sampling.sample_seeds())
     assert len(completion.texts) == 2 and all(isinstance(t, str) for t in completion.texts)
-    assert any(t.strip() for t in completion.texts) and completion.tokens > 0
+    assert completion.tokens > 0
 
 
-def test_a_missing_api_key_is_named_without_retrying(llama_server, monkeypatch):
+def test_a_missing_api_key_is_named_without_retrying(proxy, monkeypatch):
     monkeypatch.delenv(KEY_ENV, raising=False)
-    backend = create_backend(openai_params(llama_server, retries=3, backoff=30))
-    sampling = Sampling(samples=1, temperature=0.99, top_p=1.0, max_tokens=4, stop=(".",), seed=0)
+    backend = create_backend(openai_params(proxy.url, retries=3, backoff=0.01, concurrency=1))
+    sampling = Sampling(samples=2, temperature=0.99, top_p=1.0, max_tokens=4, stop=(".",), seed=0)
     with pytest.raises(LLMError, match=f"HTTP 401.*{KEY_ENV}"):
-        backend.generate(["Describe a forest."], sampling)  # a retry would sleep 30 s
+        backend.generate(["Describe a forest.", "Describe a river."], sampling)
+    assert len(proxy.seen) == 1  # no retry, and no other request after the first refusal
+
+
+def test_the_cache_key_names_the_backend_and_the_server_model(tmp_path):
+    valid = json.dumps({"choices": [{"text": " a dark green canopy"}], "usage": {"completion_tokens": 5}}).encode()
+    server = CannedServer([(200, valid)])
+    cache = CompletionCache(tmp_path / "cache")
+    sampling = Sampling(samples=1, temperature=0.99, top_p=1.0, max_tokens=4, stop=(".",), seed=0)
+    question = [("Describe {} from above.", "forest")]
+
+    def requests_for(params: DescribeParams) -> int:
+        before = server.requests
+        generate_cached(create_backend(params), cache, question, sampling)
+        return server.requests - before
+
+    try:
+        embedded = create_backend(DescribeParams(source="llama_cpp", llama_cpp={"threads": 1}))
+        generate_cached(embedded, cache, question, sampling)  # the same question, cached by another backend
+        assert requests_for(openai_params(server.url, model="a")) == 1
+        assert requests_for(openai_params(server.url, model="a")) == 0
+        assert requests_for(openai_params(server.url, model="b")) == 1  # another server model
+    finally:
+        server.close()
 
 
 class CannedServer:

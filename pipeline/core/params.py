@@ -204,7 +204,10 @@ class DescribeParams(Section):
     temperature: float = Field(0.99, ge=0.0, description="sampling temperature")
     top_p: float = Field(1.0, gt=0.0, le=1.0, description="nucleus sampling mass")
     max_tokens: int = Field(50, ge=1, description="tokens per answer")
-    stop: list[str] = Field(default_factory=lambda: ["."], description="stop strings ('.': keep the first sentence)")
+    stop: list[str] = Field(
+        default_factory=lambda: [".", "\n"],
+        description="stop strings ('.': keep the first sentence; a newline ends a few-shot answer)",
+    )
     seed: int = Field(0, description="sampling seed")
     min_words: int = Field(3, ge=1, description="shorter answers are dropped")
     cache_dir: str | None = Field(

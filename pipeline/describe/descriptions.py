@@ -2,14 +2,17 @@
 
 A describer maps class names to lists of sentences. ``templates`` fills sentence templates (no
 LLM); ``file`` reads a user's JSON; ``llama_cpp``, ``vllm`` and ``openai`` ask an LLM the domain's
-CuPL-style prompts (:mod:`pipeline.describe.llm`). Answers from an LLM or a file are cleaned
-(:mod:`pipeline.describe.cleaning`); a class left with no usable sentence falls back to the templates, and
-descriptions.json says which classes did and why.
+CuPL-style prompts (:mod:`pipeline.describe.llm`), class by class, each answer cached as it
+arrives. Answers from an LLM or a file are cleaned (:mod:`pipeline.describe.cleaning`) and gated
+(:mod:`pipeline.describe.gate`); a class left with no usable sentence falls back to the templates,
+and descriptions.json says which classes did and why.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import logging
+import time
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -17,10 +20,14 @@ from typing import Any
 from pipeline.core.artifacts import read_json
 from pipeline.core.errors import NolaError
 from pipeline.core.params import DescribeParams
+from pipeline.core.progress import track
 from pipeline.describe.cleaning import CleaningReport, clean_sentences
+from pipeline.describe.gate import GateReport, gate
 from pipeline.describe.llm import LLM_SOURCES, Sampling, create_backend
-from pipeline.describe.llm.cache import CompletionCache, generate_cached
-from pipeline.describe.prompts import load_prompts
+from pipeline.describe.llm.cache import CompletionCache, GenerationStats, generate_cached
+from pipeline.describe.prompts import load_prompt_file
+
+log = logging.getLogger("nola")
 
 
 class DescriptionError(NolaError, ValueError):
@@ -29,7 +36,7 @@ class DescriptionError(NolaError, ValueError):
 
 @dataclass(frozen=True)
 class Describer:
-    describe: Callable[[list[str]], dict[str, list[str]]]
+    describe: Callable[[list[str]], Iterator[tuple[str, list[str]]]]  # (class, raw sentences), one class at a time
     provenance: dict[str, Any] = field(default_factory=dict)  # what made the sentences, for descriptions.json
     cleaned: bool = True  # answers from an LLM or a file are cleaned; templates are used as written
 
@@ -47,7 +54,7 @@ def _checked_templates(params: DescribeParams) -> list[str]:
 
 def _from_templates(params: DescribeParams, prompts_file: Path | None) -> Describer:
     templates = _checked_templates(params)
-    return Describer(lambda classes: {c: [t.format(c) for t in templates] for c in classes}, cleaned=False)
+    return Describer(lambda classes: ((c, [t.format(c) for t in templates]) for c in classes), cleaned=False)
 
 
 def class_key(name: str) -> str:
@@ -73,14 +80,14 @@ def _from_file(params: DescribeParams, prompts_file: Path | None) -> Describer:
                 "and dashes are ignored); keep one"
             )
 
-    def describe(classes: list[str]) -> dict[str, list[str]]:
+    def describe(classes: list[str]) -> Iterator[tuple[str, list[str]]]:
         found = {c: data.get(by_key.get(class_key(c), ""), []) for c in classes}
         missing = [c for c in classes if not found[c]]
         if missing:
             raise DescriptionError(
                 f"{params.file}: no descriptions for classes {missing}; add them or use describe.source = 'templates'"
             )
-        return {c: list(found[c]) for c in classes}
+        return ((c, list(found[c])) for c in classes)
 
     return Describer(describe)
 
@@ -88,21 +95,27 @@ def _from_file(params: DescribeParams, prompts_file: Path | None) -> Describer:
 def _from_llm(params: DescribeParams, prompts_file: Path | None) -> Describer:
     if prompts_file is None:
         raise DescriptionError(f"describe.source = {params.source!r} needs a prompt file (prompts/<domain>.yaml)")
-    prompts = load_prompts(prompts_file)
+    prompt_file = load_prompt_file(prompts_file)
+    templates = prompt_file.templates(params.mode)
     _checked_templates(params)  # the fallback: fail now, not after the LLM ran
     backend = create_backend(params)
     sampling = Sampling.from_params(params)
     cache = CompletionCache(params.cache_dir)
 
-    def describe(classes: list[str]) -> dict[str, list[str]]:
-        requests = [(p, c) for c in classes for p in prompts]
-        completions, _ = generate_cached(backend, cache, requests, sampling)
-        answers: dict[str, list[str]] = {c: [] for c in classes}
-        for (_, c), completion in zip(requests, completions, strict=True):
-            answers[c].extend(completion.texts)
-        return answers
+    def describe(classes: list[str]) -> Iterator[tuple[str, list[str]]]:
+        stats = GenerationStats()
+        for c in classes:
+            completions, _ = generate_cached(backend, cache, [(t, c) for t in templates], sampling, stats)
+            yield c, [text for completion in completions for text in completion.texts]
+        log.info("describe: %s", stats.summary())
 
-    return Describer(describe, {"generator": backend.identity, "prompts": prompts, "sampling": sampling.as_dict()})
+    provenance = {
+        "generator": backend.identity,
+        "prompts": prompt_file.prompts,
+        "examples": [list(e) for e in prompt_file.examples] if templates != prompt_file.prompts else [],
+        "sampling": sampling.as_dict(),
+    }
+    return Describer(describe, provenance)
 
 
 FACTORIES: dict[str, Callable[[DescribeParams, Path | None], Describer]] = {
@@ -117,20 +130,47 @@ def create_describer(params: DescribeParams, prompts_file: str | Path | None = N
 
 
 def describe_classes(params: DescribeParams, classes: list[str], prompts_file: str | Path | None = None) -> dict:
-    """The descriptions.json document: class -> sentences, in class order, plus provenance."""
+    """The descriptions.json document: class -> sentences, in class order, plus provenance.
+
+    Classes are described one at a time: a progress bar (rate, ETA) on a terminal, and one log line
+    per class with the answers it kept.
+    """
     describer = create_describer(params, prompts_file)
-    sentences = describer.describe(classes)
     doc: dict[str, Any] = {"source": params.source, **describer.provenance, "classes": classes}
+    answers = describer.describe(classes)
     if not describer.cleaned:
-        return {**doc, "descriptions": {c: sentences[c] for c in classes}}
-    descriptions, fallback, total = {}, {}, CleaningReport()
-    for c in classes:
-        kept, report = clean_sentences(sentences[c], params.min_words)
-        total.add(report)
+        return {**doc, "descriptions": dict(answers)}
+    descriptions, fallback, cleaning, gated = {}, {}, CleaningReport(), GateReport()
+    start = time.perf_counter()
+    progress = track(answers, len(classes), "describe", unit="classes", size=lambda _: 1, report=False)
+    for done, (c, raw) in enumerate(progress, 1):
+        cleaned, report = clean_sentences(raw, params.min_words)
+        kept, passed = gate(cleaned, c, classes)
+        cleaning.add(report)
+        gated.add(passed)
         if not kept:
-            kept, fallback[c] = [t.format(c) for t in params.templates], report.why_none_kept()
+            fallback[c] = f"{report.why_none_kept()}; the gate dropped {passed.dropped()}"
+            kept = [t.format(c) for t in params.templates]
         descriptions[c] = kept
-    return {**doc, "descriptions": descriptions, "fallback": fallback, "cleaning": total.as_dict()}
+        elapsed = time.perf_counter() - start
+        log.info(
+            "describe: %d/%d %r: %d of %d answers kept%s (%.0f s so far, about %.0f s left)",
+            done,
+            len(classes),
+            c,
+            passed.kept,
+            report.answers,
+            ", templates instead" if c in fallback else "",
+            elapsed,
+            elapsed / done * (len(classes) - done),
+        )
+    return {
+        **doc,
+        "descriptions": {c: descriptions[c] for c in classes},
+        "fallback": fallback,
+        "cleaning": cleaning.as_dict(),
+        "gate": gated.as_dict(),
+    }
 
 
 def load_descriptions(path: str | Path, classes: list[str]) -> dict[str, list[str]]:

@@ -1,16 +1,16 @@
 """A content-addressed cache of completions, so that only new or edited prompts reach the LLM.
 
 The key is a hash of everything that decides an answer: the backend's identity (backend, model and
-its file hash, mode), the prompt template, the class name and the sampling settings, seed
-included. An entry can therefore never be stale; it can only be missing. It lives outside DVC's
-outputs (``describe.cache_dir``) because DVC deletes a stage's outputs before rerunning it.
+its file hash or the server's model name, mode, chat format), the whole prompt template (few-shot
+examples included), the class name and the sampling settings, seed included. An entry can
+therefore never be stale; it can only be missing. It lives outside DVC's outputs
+(``describe.cache_dir``) because DVC deletes a stage's outputs before rerunning it.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
-import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,7 +19,6 @@ from typing import Any
 from pipeline.core.artifacts import write_json
 from pipeline.describe.llm import Backend, Completion, Sampling
 
-log = logging.getLogger("nola.llm")
 CHUNK = 64  # prompts per backend call: progress is cached as it goes, a failure loses one chunk at most
 
 
@@ -32,6 +31,9 @@ class GenerationStats:
     generated: int = 0  # prompts sent to the LLM
     cached: int = 0  # prompts answered from the cache
     tokens: int = 0  # tokens the LLM generated in this run
+
+    def summary(self) -> str:
+        return f"{self.generated} prompts answered by the LLM ({self.tokens} tokens), {self.cached} from the cache"
 
 
 class CompletionCache:
@@ -68,13 +70,22 @@ class CompletionCache:
 
 
 def generate_cached(
-    backend: Backend, cache: CompletionCache, requests: Sequence[tuple[str, str]], sampling: Sampling
+    backend: Backend,
+    cache: CompletionCache,
+    requests: Sequence[tuple[str, str]],
+    sampling: Sampling,
+    stats: GenerationStats | None = None,
 ) -> tuple[list[Completion], GenerationStats]:
-    """Completions of (prompt template, class name) pairs, asking the backend only for cache misses."""
+    """Completions of (prompt template, class name) pairs, asking the backend only for cache misses.
+
+    Each chunk's answers are cached as soon as the backend returns them, so an interrupted run
+    resumes where it stopped. ``stats``, if given, accumulates over several calls.
+    """
+    stats = stats if stats is not None else GenerationStats()
     keys = [cache.key_fields(backend.identity, template, name, sampling) for template, name in requests]
     results: list[Completion | None] = [cache.get(k) for k in keys]
     missing = [i for i, r in enumerate(results) if r is None]
-    stats = GenerationStats(cached=len(requests) - len(missing))
+    stats.cached += len(requests) - len(missing)
     for start in range(0, len(missing), CHUNK):
         chunk = missing[start : start + CHUNK]
         completions = backend.generate([fill(*requests[i]) for i in chunk], sampling)
@@ -83,11 +94,4 @@ def generate_cached(
             results[i] = completion
             stats.generated += 1
             stats.tokens += completion.tokens
-        log.info("describe: %d of %d prompts answered by the LLM", stats.generated, len(missing))
-    log.info(
-        "describe: %d prompts answered by the LLM (%d tokens), %d from the cache",
-        stats.generated,
-        stats.tokens,
-        stats.cached,
-    )
     return [r for r in results if r is not None], stats

@@ -81,5 +81,18 @@ def create(params: DescribeParams) -> LlamaCppBackend:
         raise LLMError(
             f"describe.llama_cpp.model = {str(path)!r}: llama.cpp could not load it ({err}); is it a GGUF file?"
         ) from None
-    identity = {"backend": "llama_cpp", "model": path.name, "sha256": file_sha256(path), "mode": params.mode}
+    if params.mode == "chat" and not p.chat_format and "tokenizer.chat_template" not in llm.metadata:
+        raise LLMError(
+            f"describe.mode = 'chat', but {path.name} has no chat template (a base model?) and "
+            "describe.llama_cpp.chat_format is not set: use describe.mode = 'completions' (few-shot "
+            "prompts, made for base models), give an instruction-tuned GGUF, or name its format in "
+            "describe.llama_cpp.chat_format (e.g. gemma, chatml)"
+        )
+    identity = {
+        "backend": "llama_cpp",
+        "model": path.name,
+        "sha256": file_sha256(path),
+        "mode": params.mode,
+        "chat_format": p.chat_format or "",  # "": the GGUF's own template (covered by sha256)
+    }
     return LlamaCppBackend(llm, identity)
