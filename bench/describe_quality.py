@@ -1,5 +1,5 @@
 """Quality of the default describe path, for reading: kept and dropped answers by reason, time, and
-three kept sentences per class, on fixed class lists (EuroSAT's 10 classes, DTD's first 10).
+tokens/s, and three kept sentences per class, on fixed class lists (EuroSAT's 10 classes, DTD's first 10).
 
     python bench/describe_quality.py --dataset eurosat --samples 10 --out /tmp/eurosat.json
 """
@@ -16,6 +16,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from pipeline.core.params import DescribeParams  # noqa: E402
 from pipeline.describe.descriptions import describe_classes  # noqa: E402
+from pipeline.describe.llm.cache import GenerationStats  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 CLASS_LISTS = {  # the names the benchmarks give these classes (pipeline/data/benchmarks.py)
@@ -62,14 +63,16 @@ def main() -> None:
 
     domain, classes = CLASS_LISTS[args.dataset]
     params = DescribeParams(samples=args.samples, cache_dir=args.cache_dir)
+    stats = GenerationStats()
     start = time.perf_counter()
-    doc = describe_classes(params, classes, ROOT / "prompts" / f"{domain}.yaml")
+    doc = describe_classes(params, classes, ROOT / "prompts" / f"{domain}.yaml", stats)
     seconds = time.perf_counter() - start
     cleaning, gated = doc["cleaning"], doc["gate"]
     print(
         f"{args.dataset}: {len(classes)} classes, {cleaning['answers']} answers in {seconds:.0f} s "
         f"({cleaning['answers'] / seconds:.2f} answers/s), model {doc['generator']['model']}, mode {params.mode}"
     )
+    print(f"{stats.summary()}: {stats.tokens / seconds:.1f} tokens/s")
     print(f"cleaning: {json.dumps(cleaning)}")
     print(f"gate: {json.dumps(gated)}")
     print(f"kept {gated['kept']} of {cleaning['answers']}; templates instead for {sorted(doc['fallback']) or 'none'}")

@@ -57,7 +57,9 @@ def test_embedded_model_describes_two_classes(tmp_path):
     prompts = write_prompts(
         tmp_path / "p.yaml", ["Describe a satellite photo of {}.", "How can you identify {} in an aerial photo?"]
     )
-    params = DescribeParams(source="llama_cpp", cache_dir=None, templates=["a photo of {}."], **FAST)
+    params = DescribeParams(
+        source="llama_cpp", cache_dir=str(tmp_path / "cache"), templates=["a photo of {}."], min_sentences=1, **FAST
+    )
     doc = describe_classes(params, CLASSES, prompts)
     assert doc["generator"] == {
         "backend": "llama_cpp",
@@ -84,6 +86,15 @@ def test_embedded_model_describes_two_classes(tmp_path):
             assert s == s.strip() and "  " not in s and s[-1] in ".!?" and len(s.split()) >= 3
             assert not re.search(r"[\x00-\x1f\x7f]|<start_of_image>", s)
             assert clip_token_count(s) <= CLIP_CONTEXT
+
+    # the same answers (from the cache) with describe.min_sentences above what a class kept: topped up
+    topped = describe_classes(params.model_copy(update={"min_sentences": 10}), CLASSES, prompts)
+    for c in CLASSES:
+        if c in doc["fallback"]:
+            assert topped["descriptions"][c] == doc["descriptions"][c] and "unusable" in topped["fallback"][c]
+        else:
+            assert topped["descriptions"][c] == [*doc["descriptions"][c], f"a photo of {c}."]
+            assert "topped up with the templates" in topped["fallback"][c]
 
 
 def test_answers_depend_on_the_seed_not_on_what_ran_before(embedded):

@@ -210,6 +210,9 @@ class DescribeParams(Section):
     )
     seed: int = Field(0, description="sampling seed")
     min_words: int = Field(3, ge=1, description="shorter answers are dropped")
+    min_sentences: int = Field(
+        10, ge=1, description="LLM sources: a class keeping fewer usable sentences is topped up with describe.templates"
+    )
     cache_dir: str | None = Field(
         ".llm-cache", description="content-addressed completion cache (outside DVC outputs); null: no cache"
     )

@@ -4,8 +4,9 @@ A describer maps class names to lists of sentences. ``templates`` fills sentence
 LLM); ``file`` reads a user's JSON; ``llama_cpp``, ``vllm`` and ``openai`` ask an LLM the domain's
 CuPL-style prompts (:mod:`pipeline.describe.llm`), class by class, each answer cached as it
 arrives. Answers from an LLM or a file are cleaned (:mod:`pipeline.describe.cleaning`) and gated
-(:mod:`pipeline.describe.gate`); a class left with no usable sentence falls back to the templates,
-and descriptions.json says which classes did and why.
+(:mod:`pipeline.describe.gate`); a class left with fewer than ``describe.min_sentences`` usable
+LLM sentences is topped up with the templates (a file's sentences are used as given; any source's
+class with none usable gets the templates alone), and descriptions.json says which classes and why.
 """
 
 from __future__ import annotations
@@ -92,7 +93,7 @@ def _from_file(params: DescribeParams, prompts_file: Path | None) -> Describer:
     return Describer(describe)
 
 
-def _from_llm(params: DescribeParams, prompts_file: Path | None) -> Describer:
+def _from_llm(params: DescribeParams, prompts_file: Path | None, stats: GenerationStats | None = None) -> Describer:
     if prompts_file is None:
         raise DescriptionError(f"describe.source = {params.source!r} needs a prompt file (prompts/<domain>.yaml)")
     prompt_file = load_prompt_file(prompts_file)
@@ -103,7 +104,8 @@ def _from_llm(params: DescribeParams, prompts_file: Path | None) -> Describer:
     cache = CompletionCache(params.cache_dir)
 
     def describe(classes: list[str]) -> Iterator[tuple[str, list[str]]]:
-        stats = GenerationStats()
+        nonlocal stats
+        stats = stats if stats is not None else GenerationStats()
         for c in classes:
             completions, _ = generate_cached(backend, cache, [(t, c) for t in templates], sampling, stats)
             yield c, [text for completion in completions for text in completion.texts]
@@ -118,24 +120,34 @@ def _from_llm(params: DescribeParams, prompts_file: Path | None) -> Describer:
     return Describer(describe, provenance)
 
 
-FACTORIES: dict[str, Callable[[DescribeParams, Path | None], Describer]] = {
+FACTORIES: dict[str, Callable[[DescribeParams, Path | None], Describer]] = {  # and LLM_SOURCES: _from_llm
     "templates": _from_templates,
     "file": _from_file,
-    **dict.fromkeys(LLM_SOURCES, _from_llm),
 }
 
 
-def create_describer(params: DescribeParams, prompts_file: str | Path | None = None) -> Describer:
-    return FACTORIES[params.source](params, Path(prompts_file) if prompts_file else None)
+def create_describer(
+    params: DescribeParams, prompts_file: str | Path | None = None, stats: GenerationStats | None = None
+) -> Describer:
+    """``stats``, for an LLM source, counts prompts and generated tokens (bench/describe_quality.py)."""
+    prompts = Path(prompts_file) if prompts_file else None
+    if params.source in LLM_SOURCES:
+        return _from_llm(params, prompts, stats)
+    return FACTORIES[params.source](params, prompts)
 
 
-def describe_classes(params: DescribeParams, classes: list[str], prompts_file: str | Path | None = None) -> dict:
+def describe_classes(
+    params: DescribeParams,
+    classes: list[str],
+    prompts_file: str | Path | None = None,
+    stats: GenerationStats | None = None,
+) -> dict:
     """The descriptions.json document: class -> sentences, in class order, plus provenance.
 
     Classes are described one at a time: a progress bar (rate, ETA) on a terminal, and one log line
     per class with the answers it kept.
     """
-    describer = create_describer(params, prompts_file)
+    describer = create_describer(params, prompts_file, stats)
     doc: dict[str, Any] = {"source": params.source, **describer.provenance, "classes": classes}
     answers = describer.describe(classes)
     if not describer.cleaned:
@@ -151,6 +163,12 @@ def describe_classes(params: DescribeParams, classes: list[str], prompts_file: s
         if not kept:
             fallback[c] = f"{report.why_none_kept()}; the gate dropped {passed.dropped()}"
             kept = [t.format(c) for t in params.templates]
+        elif params.source in LLM_SOURCES and len(kept) < params.min_sentences:
+            fallback[c] = (
+                f"{len(kept)} usable of {report.answers} answers, fewer than describe.min_sentences = "
+                f"{params.min_sentences}; the gate dropped {passed.dropped()}; topped up with the templates"
+            )
+            kept = kept + [t.format(c) for t in params.templates if t.format(c) not in kept]
         descriptions[c] = kept
         elapsed = time.perf_counter() - start
         log.info(
@@ -160,7 +178,7 @@ def describe_classes(params: DescribeParams, classes: list[str], prompts_file: s
             c,
             passed.kept,
             report.answers,
-            ", templates instead" if c in fallback else "",
+            (", templates instead" if passed.kept == 0 else ", topped up with the templates") if c in fallback else "",
             elapsed,
             elapsed / done * (len(classes) - done),
         )
