@@ -63,6 +63,16 @@ class DataParams(Section):
     manifest: str | None = None
     split_file: str | None = None
     classes: list[str] | None = None
+    classes_file: str | None = Field(
+        None,
+        description="a text file of class names, one per line: the class list of an unlabeled collection "
+        "(a flat folder or a path-only manifest) when data.classes is not given",
+    )
+    eval_labels: str | None = Field(
+        None,
+        description="a CSV of path,label for a few images of an unlabeled collection; read by evaluate only, "
+        "never by training or model selection",
+    )
     test_fraction: float = Field(0.2, gt=0.0, lt=1.0)
     seed: int = 0
     download: bool = True
