@@ -212,9 +212,19 @@ class TuneParams(Section):
     seed: int = 0
 
 
-class EvaluateParams(Section):
-    batch_size: int = Field(64, ge=1)
-    num_workers: int = Field(2, ge=0)
+class PredictParams(Section):
+    """The predict stage: the four classifiers on every image of a collection."""
+
+    top_k: int = Field(3, ge=1, description="classes (with probabilities) kept per image and classifier")
+    batch_size: int = Field(64, ge=1, description="images per batch of the tuned CLIP")
+    num_workers: int = Field(2, ge=0, description="image decoding processes")
+
+
+class ReportParams(Section):
+    """The report stage: an HTML page and a PNG a person reads to check the predictions."""
+
+    examples: int = Field(4, ge=1, le=50, description="most and least confident images shown per class")
+    thumbnail: int = Field(96, ge=16, le=512, description="longest side of the embedded thumbnails, in pixels")
 
 
 class ComputeParams(Section):
@@ -245,7 +255,8 @@ class Params(Section):
     pseudo_labels: PseudoLabelParams = Field(default_factory=PseudoLabelParams)
     align: AlignParams = Field(default_factory=AlignParams)
     tune: TuneParams = Field(default_factory=TuneParams)
-    evaluate: EvaluateParams = Field(default_factory=EvaluateParams)
+    predict: PredictParams = Field(default_factory=PredictParams)
+    report: ReportParams = Field(default_factory=ReportParams)
     compute: ComputeParams = Field(default_factory=ComputeParams)
 
     @model_validator(mode="before")
