@@ -103,7 +103,7 @@ def test_features_made_with_another_preprocessing_are_refused(dirty_run, tmp_pat
     ids, features, meta = read_features(path)
     meta["preprocess"]["interpolation"] = "bilinear"
     write_table(path, feature_table(ids, features), meta)
-    message = refused(run_stage(project, "evaluate@synthetic"))
+    message = refused(run_stage(project, "predict@synthetic"))
     assert "features/clip/test.parquet: made with preprocess=" in message
     assert "differs in interpolation: 'bilinear' vs 'bicubic'" in message
     assert "rerun the 'features_clip' stage (dvc repro features_clip)" in message
@@ -115,7 +115,7 @@ def test_artifacts_made_for_another_class_list_are_refused(dirty_run, tmp_path):
     params["datasets"]["synthetic"]["data"]["classes"] = ["ring", "box", "band", "wedge"]
     (project / "params.yaml").write_text(yaml.safe_dump(params))
     assert run_stage(project, "split@synthetic").returncode == 0
-    message = refused(run_stage(project, "evaluate@synthetic"))
+    message = refused(run_stage(project, "predict@synthetic"))
     assert (
         "classifiers.safetensors: made with classes=['circle', 'square', 'stripes', 'triangle'] but the current "
         "settings give ['ring', 'box', 'band', 'wedge']" in message
