@@ -44,14 +44,14 @@ def main(
         where = features_dir / "{}" / f"{split}.parquet"
         _, clip, _ = read_features(str(where).format("clip"), made_with=clip_now, by="features_clip", ids=ids[split])
         _, dino, _ = read_features(str(where).format("dino"), made_with=dino_then, by="features_dino", ids=ids[split])
-        clip_parts.append(clip.reshape(len(ids[split]), -1))
-        dino_parts.append(dino.reshape(len(ids[split]), -1))
+        clip_parts.append(clip)
+        dino_parts.append(dino)
     tuned, _ = load_tuned(prompt, model.visual, {**clip_now, "classes": classes})
 
     every = [*ids["pool"], *ids["test"]]
     probs = ev.four_classifiers(
-        np.concatenate([c for c in clip_parts if c.size]),
-        np.concatenate([d for d in dino_parts if d.size]),
+        np.concatenate(clip_parts),
+        np.concatenate(dino_parts),
         text,
         head_from_state(head_state),
         tuned,
