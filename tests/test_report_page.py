@@ -97,3 +97,55 @@ def test_export_csv_writes_every_row(tmp_path):
     assert export_csv(tmp_path / "p.parquet", tmp_path / "p.csv") == 1
     lines = (tmp_path / "p.csv").read_text().splitlines()
     assert lines[1].startswith("a.png,pool,dog,0.800000,cat,0.200000")
+
+
+def _unlabeled_split(tmp_path):
+    import pyarrow as pa
+    import yaml
+
+    from pipeline.core.artifacts import write_table
+    from pipeline.data.datasets import Collection, write_split
+
+    root = tmp_path / "img"
+    root.mkdir()
+    ids = ["a.png", "b.png", "c.png", "d.png"]
+    for i in ids:
+        Image.new("RGB", (8, 8)).save(root / i)
+    write_split(Collection(root, CLASSES, ids, [], []), tmp_path / "split")
+    write_predictions(tmp_path / "p.parquet", predictions_table(ids, ["pool"] * 4, _probs(), CLASSES, 2), CLASSES)
+    write_table(tmp_path / "pl.parquet", pa.table({"id": ["a.png"], "label": pa.array([0], pa.int32())}))
+    data = {"source": "folder", "root": str(root), "classes": CLASSES}
+    params = {"datasets": {"mine": {"data": data}}}
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
+    return params
+
+
+def _evaluate(tmp_path):
+    import json
+
+    from stages.evaluate import main
+
+    main(
+        "mine",
+        tmp_path / "split",
+        tmp_path / "p.parquet",
+        tmp_path / "pl.parquet",
+        tmp_path / "ev",
+        tmp_path / "params.yaml",
+    )
+    return json.loads((tmp_path / "ev/metrics.json").read_text())
+
+
+def test_evaluate_without_labels_says_so_and_with_eval_labels_scores_those_images(tmp_path):
+    import yaml
+
+    params = _unlabeled_split(tmp_path)
+    assert _evaluate(tmp_path)["evaluated"] is False
+    assert (tmp_path / "ev/confusion.csv").read_text().strip() == "actual,predicted"
+    (tmp_path / "few.csv").write_text("path,label\na.png,cat\nb.png,owl\n")
+    params["datasets"]["mine"]["data"]["eval_labels"] = str(tmp_path / "few.csv")
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
+    metrics = _evaluate(tmp_path)
+    assert metrics["evaluated"] is True and metrics["scored_on"] == "images of data.eval_labels"
+    assert metrics["accuracy"]["nola"] == 0.5 and metrics["data"]["test_images"] == 2  # a.png right, b.png wrong
+    assert metrics["pseudo_labels"]["precision"] == 1.0
