@@ -249,7 +249,8 @@ def test_info_lists_outputs_metrics_and_stale_stages(smoke_run):
         out = report(clone)
     finally:
         (clone / "params.yaml").write_text(params)
-    assert "tune@synthetic: stale" in out and "changed: param tune modified" in out and "stale: tune@synthetic (" in out
+    assert "tune@synthetic: stale" in out and "changed: param tune modified" in out
+    assert "stale: check_params, tune@synthetic (" in out
 
 
 def test_experiment_metrics_diff_and_paper_table(smoke_run):
