@@ -80,8 +80,24 @@ def predict(
         name = dataset or next(iter(p.datasets))
         tuned = Path("artifacts") / name / "tune" / "prompt.safetensors"
     deterministic_torch()
-    n = predict_images(tuned, p.clip, images, out, top_k, batch_size, num_workers)
-    typer.echo(f"{n} images -> {out}")
+    n, skipped = predict_images(tuned, p.clip, images, out, top_k, batch_size, num_workers)
+    for image_id, reason in skipped:
+        typer.echo(f"skipped {image_id}: {reason}", err=True)
+    typer.echo(f"{n} images -> {out}" + (f"; {len(skipped)} files skipped (listed above)" if skipped else ""))
+
+
+@app.command()
+def predictions(
+    dataset: Annotated[str | None, typer.Argument(help="whose predictions (default: the first in params.yaml)")] = None,
+    csv: Annotated[Path, typer.Option("--csv", help="the CSV to write")] = Path("predictions.csv"),
+    params: Annotated[Path, typer.Option(help="params.yaml naming the datasets")] = Path("params.yaml"),
+) -> None:
+    """Export the predict stage's predictions (every image, four classifiers, top classes) as CSV."""
+    from pipeline.report.predictions import export_csv
+
+    name = dataset or next(iter(load_params(params).datasets))
+    n = export_csv(Path("artifacts") / name / "predict" / "predictions.parquet", csv)
+    typer.echo(f"{n} images -> {csv}")
 
 
 @app.command()
@@ -100,7 +116,10 @@ def list_datasets(
     from pipeline.data.benchmarks import BENCHMARKS, get_benchmark
 
     if name is None:
-        typer.echo("data.source values: folder (root/<class>/<images>), manifest (CSV / parquet), synthetic, and:\n")
+        typer.echo(
+            "data.source values: folder (root/<class>/<images>, or any layout without labels + data.classes), "
+            "manifest (CSV / parquet), synthetic, and:\n"
+        )
         for spec in BENCHMARKS.values():
             typer.echo(f"  {spec.name:<14} {spec.title:<28} domain: {spec.domain}\n{'':<17}{spec.get}")
         typer.echo("\nDetails and the params.yaml entry: python -m pipeline datasets NAME")

@@ -3,6 +3,8 @@
 from enum import StrEnum
 from pathlib import Path
 
+import pyarrow.parquet as pq
+
 from pipeline.core import hardware
 from pipeline.core.distributed import process_group
 from pipeline.core.params import load_params
@@ -49,6 +51,10 @@ def main(encoder: Encoder, dataset: str, split_dir: Path, out_dir: Path, params:
                 group,
                 previous,
                 f"features_{encoder.value} {split}",
+                # an unlabeled collection has no test split: an empty file, features as wide as the pool's
+                empty_dim=pq.read_schema(out_dir / "pool.parquet").field("feature").type.list_size
+                if split == "test"
+                else None,
             )
             if group.is_main:
                 log.info(

@@ -15,7 +15,7 @@ import yaml
 from typer.testing import CliRunner
 
 from pipeline.__main__ import app
-from pipeline.cli.predict import PredictError, list_images, top_k
+from pipeline.cli.predict import PredictError, list_images, top_k, usable
 from pipeline.core.errors import DatasetError
 from pipeline.core.progress import track
 from pipeline.data.benchmarks import BENCHMARKS
@@ -105,13 +105,28 @@ def test_list_images_from_folder_and_manifest(tmp_path):
     (tmp_path / "m.csv").write_text("path\na/b/2.png\n")
     assert list_images(tmp_path / "m.csv") == (tmp_path, ["a/b/2.png"])
     (tmp_path / "bad.csv").write_text("path\na/missing.jpg\n")
-    with pytest.raises(PredictError, match="1 listed images not found"):
-        list_images(tmp_path / "bad.csv")
+    assert list_images(tmp_path / "bad.csv") == (tmp_path, ["a/missing.jpg"])
     (tmp_path / "nopath.csv").write_text("file\na/1.jpg\n")
     with pytest.raises(PredictError, match="'path' column"):
         list_images(tmp_path / "nopath.csv")
     with pytest.raises(PredictError, match="no images inside"):
         list_images(_empty(tmp_path))
+
+
+@pytest.mark.unit
+def test_bad_files_are_skipped_with_a_reason_each_not_the_batch(tmp_path):
+    from PIL import Image
+
+    Image.new("RGB", (4, 4)).save(tmp_path / "good.png")
+    (tmp_path / "empty.jpg").write_bytes(b"")
+    (tmp_path / "text.jpg").write_text("not an image")
+    good, bad = usable(tmp_path, ["empty.jpg", "good.png", "missing.jpg", "text.jpg"])
+    assert good == ["good.png"]
+    assert [(i, r.split(" [")[0]) for i, r in bad] == [
+        ("empty.jpg", "an empty file (0 bytes)"),
+        ("missing.jpg", "no such file, or a link to nothing"),
+        ("text.jpg", "not an image format Pillow can identify"),
+    ]
 
 
 def _empty(tmp_path):

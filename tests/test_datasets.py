@@ -6,7 +6,7 @@ from PIL import Image
 
 from pipeline.core.params import DataParams
 from pipeline.data import datasets, synthetic
-from pipeline.data.datasets import DatasetError, create_dataset
+from pipeline.data.datasets import DatasetError, create_dataset, read_eval_labels
 from pipeline.data.images import load_rgb
 
 pytestmark = pytest.mark.unit
@@ -126,3 +126,61 @@ def test_load_rgb_applies_exif_orientation(tmp_path):
     exif[0x0112] = 6  # rotate 90 clockwise on display
     im.save(tmp_path / "r.jpg", exif=exif)
     assert load_rgb(tmp_path / "r.jpg").size == (10, 20)
+
+
+def _touch_images(root, paths):
+    for rel in paths:
+        (root / rel).parent.mkdir(parents=True, exist_ok=True)
+        (root / rel).write_bytes(b"x")
+
+
+def test_a_flat_folder_is_an_unlabeled_pool_with_the_classes_of_a_text_file(tmp_path):
+    _touch_images(tmp_path / "img", ["b.jpg", "2024/june/a.png", "2024/c.JPG", ".hidden/d.jpg"])
+    names = tmp_path / "classes.txt"
+    names.write_text("cat\n\n  dog \nbird\n")
+    c = create_dataset(DataParams(source="folder", root=str(tmp_path / "img"), classes_file=str(names)))
+    assert c.classes == ["cat", "dog", "bird"]
+    assert c.pool == ["2024/c.JPG", "2024/june/a.png", "b.jpg"]
+    assert c.test == [] and c.pool_labels == {} and not c.labeled
+
+
+def test_a_path_only_manifest_is_unlabeled(tmp_path):
+    (tmp_path / "m.csv").write_text("path\nx/1.jpg\n2.jpg\n")
+    c = create_dataset(
+        DataParams(source="manifest", root=str(tmp_path), manifest=str(tmp_path / "m.csv"), classes=["a", "b"])
+    )
+    assert c.pool == ["2.jpg", "x/1.jpg"] and c.test == [] and not c.labeled
+
+
+@pytest.mark.parametrize(
+    ("classes", "message"),
+    [
+        (None, r"no labels, so the class names must be given: set data.classes"),
+        (["cat"], r"data.classes: 1 class name\(s\) \['cat'\]; .*at least two classes"),
+        (["cat", "dog", "cat"], r"data.classes: class names \['cat'\] occur more than once"),
+        (["Cat", "dog", "cat"], r"data.classes: class names \['Cat', 'cat'\] differ only in case"),
+    ],
+)
+def test_class_lists_that_cannot_work_are_refused(tmp_path, classes, message):
+    _touch_images(tmp_path, ["a.jpg"])
+    with pytest.raises(DatasetError, match=message):
+        create_dataset(DataParams(source="folder", root=str(tmp_path), classes=classes))
+
+
+def test_a_one_class_folder_is_refused(tmp_path):
+    _touch_images(tmp_path, ["dog/a.jpg", "dog/b.jpg"])
+    with pytest.raises(DatasetError, match=r"the class folders of .*: 1 class name\(s\) \['dog'\]"):
+        create_dataset(DataParams(source="folder", root=str(tmp_path)))
+
+
+def test_eval_labels_name_pool_images_and_known_classes(tmp_path):
+    labels = tmp_path / "labels.csv"
+    params = DataParams(source="folder", root=str(tmp_path), eval_labels=str(labels))
+    labels.write_text("path,label\na.jpg,dog\n")
+    assert read_eval_labels(params, ["cat", "dog"], ["a.jpg", "b.jpg"]) == {"a.jpg": 1}
+    labels.write_text("path,label\na.jpg,cow\n")
+    with pytest.raises(DatasetError, match=r"data.eval_labels = .*labels \['cow'\] are not among"):
+        read_eval_labels(params, ["cat", "dog"], ["a.jpg"])
+    labels.write_text("path,label\nz.jpg,dog\n")
+    with pytest.raises(DatasetError, match=r"1 paths are not images of the collection"):
+        read_eval_labels(params, ["cat", "dog"], ["a.jpg"])

@@ -51,7 +51,8 @@ def test_the_shipped_params_files_are_valid():
             "pseudo_labels",
             "align",
             "tune",
-            "evaluate",
+            "predict",
+            "report",
             "compute",
         }
     assert load_params(SMOKE_PARAMS).tune.prompt_tokens == 4

@@ -32,7 +32,9 @@ STAGES = [
         "pseudo_labels",
         "align",
         "tune",
+        "predict",
         "evaluate",
+        "report",
     )
 ]
 TRAINING_ARTIFACTS = [
@@ -270,7 +272,7 @@ def test_experiment_metrics_diff_and_paper_table(smoke_run):
     clone, _ = smoke_run
     sh("git", "add", "-A", cwd=clone)
     sh("git", "commit", "-qm", "smoke results", cwd=clone)
-    sh("dvc", "exp", "run", "-n", "smaller-batches", "-S", "evaluate.batch_size=7", cwd=clone)  # reruns evaluate only
+    sh("dvc", "exp", "run", "-n", "smaller-batches", "-S", "predict.batch_size=7", cwd=clone)  # predict on
     diff = sh("dvc", "metrics", "diff", "--all", "--md", cwd=clone).stdout
     for method in ("zero_shot", "cde", "dl", "nola"):
         assert f"accuracy.{method} " in diff

@@ -205,12 +205,13 @@ def test_fail_policy_names_every_bad_file(tmp_path):
 @pytest.mark.unit
 def test_a_split_with_nothing_usable_stops_the_run(tmp_path):
     root = tmp_path / "images"
-    (root / "dog").mkdir(parents=True)
-    for i in range(4):
-        (root / "dog" / f"{i}.jpg").write_bytes(b"")
+    for name in ("cat", "dog"):
+        (root / name).mkdir(parents=True)
+        for i in range(4):
+            (root / name / f"{i}.jpg").write_bytes(b"")
     params = datasets.DataParams(source="folder", root=str(root))
     screened = screening.screen(create_dataset(params), params)
-    with pytest.raises(screening.BadImageError, match=r"the pool split has no usable image \(3 listed, 3 skipped\)"):
+    with pytest.raises(screening.BadImageError, match=r"the pool split has no usable image \(6 listed, 6 skipped\)"):
         screening.enforce(screened, "skip", tmp_path / "skipped.json")
 
 

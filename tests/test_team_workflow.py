@@ -23,7 +23,9 @@ STAGES = (
     "pseudo_labels",
     "align",
     "tune",
+    "predict",
     "evaluate",
+    "report",
 )
 
 
@@ -120,7 +122,8 @@ def _rerun_after(repo: Path, change) -> set[str]:
 def test_a_dataset_template_reruns_that_datasets_text_side_only(team):
     ran = _rerun_after(team["a"], lambda p: p["datasets"]["shapes"]["templates"].append("a sketch of a {}."))
     assert "text_classifier@shapes" in ran
-    assert ran <= {f"{s}@shapes" for s in ("text_classifier", "pseudo_labels", "align", "tune", "evaluate")}
+    downstream = ("text_classifier", "pseudo_labels", "align", "tune", "predict", "evaluate", "report")
+    assert ran <= {f"{s}@shapes" for s in downstream}
 
 
 def test_a_prompt_edit_reruns_describe_for_that_domains_datasets_only(team):
@@ -137,9 +140,9 @@ def test_a_prompt_edit_reruns_describe_for_that_domains_datasets_only(team):
     assert ran == {"describe@shapes"}
 
 
-def test_a_tune_param_reruns_tune_and_evaluate_only(team):
+def test_a_tune_param_reruns_tune_and_what_follows_only(team):
     ran = _rerun_after(team["a"], lambda p: p["tune"].update(epochs=1))
-    assert ran == {"tune@shapes", "evaluate@shapes", "tune@more", "evaluate@more"}
+    assert ran == {f"{s}@{d}" for s in ("tune", "predict", "evaluate", "report") for d in ("shapes", "more")}
 
 
 def test_another_clip_model_reruns_clip_features_not_dino(team):

@@ -9,7 +9,9 @@ import numpy as np
 from pipeline.core.artifacts import write_csv
 from pipeline.core.errors import NolaError
 from pipeline.core.params import ClipParams
+from pipeline.data.datasets import find_images
 from pipeline.data.images import IMAGE_SUFFIXES
+from pipeline.data.screening import REASONS, inspect_file
 from pipeline.method.tuning import class_probs
 from pipeline.method.visual_prompts import load_tuned
 from pipeline.models.factory import clip_identity, create_clip
@@ -23,11 +25,7 @@ def list_images(source: Path) -> tuple[Path, list[str]]:
     """A folder (searched recursively) or a CSV / parquet manifest with a ``path`` column, paths
     relative to the manifest's folder or absolute -> (root, image ids relative to root)."""
     if source.is_dir():
-        ids = sorted(
-            p.relative_to(source).as_posix()
-            for p in source.rglob("*")
-            if p.suffix.lower() in IMAGE_SUFFIXES and not p.name.startswith(".") and p.is_file()
-        )
+        ids = find_images(source)
         if not ids:
             raise PredictError(f"{source}: no images inside (looked for {', '.join(IMAGE_SUFFIXES)})")
         return source, ids
@@ -38,14 +36,20 @@ def list_images(source: Path) -> tuple[Path, list[str]]:
     frame = pd.read_parquet(source) if source.suffix.lower() == ".parquet" else pd.read_csv(source, dtype=str)
     if "path" not in frame.columns:
         raise PredictError(f"{source}: a manifest needs a 'path' column, has {list(frame.columns)}")
-    ids = [str(p) for p in frame["path"]]
-    missing = [i for i in ids if not (source.parent / i).is_file()]
-    if missing:
-        raise PredictError(
-            f"{source}: {len(missing)} listed images not found, e.g. {missing[:3]} "
-            f"(paths are relative to {source.parent})"
-        )
-    return source.parent, ids
+    return source.parent, [str(p) for p in frame["path"]]
+
+
+def usable(root: Path, ids: list[str]) -> tuple[list[str], list[tuple[str, str]]]:
+    """The ids that open as images, and (id, reason) for each that does not: one bad file is
+    skipped with its reason, it does not stop the batch."""
+    good, bad = [], []
+    for image_id in ids:
+        digest, reason, detail = inspect_file(root, image_id)
+        if digest:
+            good.append(image_id)
+        else:
+            bad.append((image_id, REASONS[reason] + (f" [{detail}]" if detail else "")))
+    return good, bad
 
 
 def top_k(ids: list[str], probs: np.ndarray, classes: list[str], k: int) -> list[dict]:
@@ -64,13 +68,17 @@ def top_k(ids: list[str], probs: np.ndarray, classes: list[str], k: int) -> list
 
 def predict_images(
     tuned: Path, clip: ClipParams, source: Path, out: Path, k: int = 5, batch_size: int = 64, num_workers: int = 0
-) -> int:
-    """Write ``out`` (CSV) for every image of ``source``; returns the number of images."""
-    root, ids = list_images(source)
+) -> tuple[int, list[tuple[str, str]]]:
+    """Write ``out`` (CSV) for every usable image of ``source``; returns the number of images and
+    the skipped files with their reasons."""
+    root, listed = list_images(source)
+    ids, skipped = usable(root, listed)
+    if not ids:
+        raise PredictError(f"{source}: none of the {len(listed)} files opens as an image, e.g. {skipped[0]}")
     model, preprocess, _ = create_clip(clip)
     prompted, meta = load_tuned(tuned, model.visual, clip_identity(clip))
     probs = class_probs(prompted, root, ids, preprocess, batch_size, num_workers)
     k = min(k, len(meta["classes"]))
     fields = ["path", *[f for j in range(1, k + 1) for f in (f"class_{j}", f"prob_{j}")]]
     write_csv(out, top_k(ids, probs, meta["classes"], k), fields)
-    return len(ids)
+    return len(ids), skipped

@@ -244,6 +244,14 @@ def read_tensors(
     return tensors, meta
 
 
+def read_csv(path: str | Path) -> list[dict[str, str]]:
+    """A CSV artifact's rows (header -> cell text)."""
+    import csv
+
+    with Path(path).open(newline="", encoding="utf-8") as f:
+        return list(csv.DictReader(f))
+
+
 def write_csv(path: str | Path, rows: list[Mapping[str, Any]], fields: list[str]) -> None:
     import csv
 

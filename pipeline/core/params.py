@@ -59,8 +59,8 @@ class DataParams(Section):
         "ucf101",
         "imagenet",
     ] = Field(
-        description="folder (root/<class>/<images>), manifest, synthetic, or one of the paper's datasets "
-        "(`nola datasets`)"
+        description="folder (root/<class>/<images>, or any layout without labels), manifest, synthetic, "
+        "or one of the paper's datasets (`nola datasets`)"
     )
     root: str = Field(
         description="where the images are; a dependency of split, so editing an image reruns the pipeline"
@@ -73,6 +73,16 @@ class DataParams(Section):
     )
     classes: list[str] | None = Field(
         None, description="class names for prompts, one per class in label order; null: from the dataset"
+    )
+    classes_file: str | None = Field(
+        None,
+        description="a text file of class names, one per line: the class list of an unlabeled collection "
+        "(a flat folder or a path-only manifest) when data.classes is not given",
+    )
+    eval_labels: str | None = Field(
+        None,
+        description="a CSV of path,label for a few images of an unlabeled collection; read by evaluate only, "
+        "never by training or model selection",
     )
     test_fraction: float = Field(
         0.2, gt=0.0, lt=1.0, description="share of each class held out as the labeled test split (no official split)"
@@ -293,11 +303,19 @@ class TuneParams(Section):
     seed: int = Field(0, description="prompt initialisation, shuffling and augmentation seed")
 
 
-class EvaluateParams(Section):
-    """Batching of the tuned model's test predictions."""
+class PredictParams(Section):
+    """The predict stage: the four classifiers on every image of a collection."""
 
-    batch_size: int = Field(64, ge=1, description="test images per batch")
-    num_workers: int = Field(2, ge=0, description="image-decoding processes")
+    top_k: int = Field(3, ge=1, description="classes (with probabilities) kept per image and classifier")
+    batch_size: int = Field(64, ge=1, description="images per batch of the tuned CLIP")
+    num_workers: int = Field(2, ge=0, description="image decoding processes")
+
+
+class ReportParams(Section):
+    """The report stage: an HTML page and a PNG a person reads to check the predictions."""
+
+    examples: int = Field(4, ge=1, le=50, description="most and least confident images shown per class")
+    thumbnail: int = Field(96, ge=16, le=512, description="longest side of the embedded thumbnails, in pixels")
 
 
 class ComputeParams(Section):
@@ -332,7 +350,8 @@ class Params(Section):
     pseudo_labels: PseudoLabelParams = Field(default_factory=PseudoLabelParams, description="pseudo-labels")
     align: AlignParams = Field(default_factory=AlignParams, description="the DINO labelling head")
     tune: TuneParams = Field(default_factory=TuneParams, description="visual prompt tuning")
-    evaluate: EvaluateParams = Field(default_factory=EvaluateParams, description="evaluation")
+    predict: PredictParams = Field(default_factory=PredictParams, description="the four classifiers on every image")
+    report: ReportParams = Field(default_factory=ReportParams, description="the label-free report")
     compute: ComputeParams = Field(default_factory=ComputeParams, description="processes and nodes")
 
     @model_validator(mode="before")

@@ -33,14 +33,28 @@ class Collection:
     test_labels: list[int]
     pool_labels: dict[str, int] = field(default_factory=dict)
     seeded_split: bool = False  # the test split was drawn by stratified_split, not given by the source
+    classes_from: str = "data.classes"  # where the class names came from, for messages
+
+    @property
+    def labeled(self) -> bool:
+        """Whether any image has a label: an unlabeled collection has a pool and no test split."""
+        return bool(self.test or self.pool_labels)
+
+
+def is_image(path: Path, root: Path) -> bool:
+    """An image file under ``root``: hidden files and folders (.DS_Store, ._x.jpg) are not images.
+    A broken link counts, so that the split stage reports it rather than silently leaving it out."""
+    rel = path.relative_to(root)
+    return path.suffix.lower() in IMAGE_SUFFIXES and not any(p.startswith(".") for p in rel.parts) and not path.is_dir()
+
+
+def find_images(root: Path) -> list[str]:
+    """Every image under ``root``, searched recursively, as sorted paths relative to ``root``."""
+    return sorted(p.relative_to(root).as_posix() for p in root.rglob("*") if is_image(p, root))
 
 
 def scan_folder(root: Path) -> tuple[list[str], list[tuple[str, int]]]:
-    """``root/<class>/<image>``: class folders in sorted order, images by relative path.
-
-    Hidden files and folders (.DS_Store, ._x.jpg) are not images. Anything else with an image
-    suffix is listed, a broken link included, so that the split stage reports it rather than
-    silently leaving it out."""
+    """``root/<class>/<image>``: class folders in sorted order, images by relative path."""
     if not root.is_dir():
         raise DatasetError(f"data.root = {str(root)!r}: no such folder; point it at root/<class>/<images>")
     folders = sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
@@ -48,14 +62,7 @@ def scan_folder(root: Path) -> tuple[list[str], list[tuple[str, int]]]:
         raise DatasetError(f"data.root = {str(root)!r}: no class folders inside (expected root/<class>/<images>)")
     items = []
     for label, folder in enumerate(folders):
-        for p in sorted(folder.rglob("*")):
-            rel = p.relative_to(root)
-            if (
-                p.suffix.lower() in IMAGE_SUFFIXES
-                and not any(part.startswith(".") for part in rel.parts)
-                and not p.is_dir()
-            ):
-                items.append((rel.as_posix(), label))
+        items += [(f"{folder.name}/{p}", label) for p in find_images(folder)]
     return [f.name for f in folders], items
 
 
@@ -134,10 +141,46 @@ def _coop_split(root: Path, params: DataParams) -> Collection:
     )
 
 
+def _is_flat(root: Path) -> bool:
+    """A folder of unlabeled images: image files right in it, or no sub-folder that could be a class."""
+    entries = [p for p in root.iterdir() if not p.name.startswith(".")]
+    return any(is_image(p, root) for p in entries) or not any(p.is_dir() for p in entries)
+
+
+def unlabeled_classes(params: DataParams, where: str) -> tuple[list[str], str]:
+    """The class names of a collection without labels: data.classes, else data.classes_file."""
+    if params.classes is not None:
+        return list(params.classes), "data.classes"
+    if params.classes_file:
+        path = Path(params.classes_file)
+        if not path.is_file():
+            raise DatasetError(f"data.classes_file = {params.classes_file!r}: file not found")
+        names = [line.strip() for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+        return names, "data.classes_file"
+    raise DatasetError(
+        f"{where} has no labels, so the class names must be given: set data.classes: [name, ...] "
+        "or data.classes_file: a text file with one name per line"
+    )
+
+
+def _unlabeled(root: Path, ids: list[str], params: DataParams) -> Collection:
+    """Every image in the pool, no test split: nothing here has a label."""
+    classes, source = unlabeled_classes(params, f"data.root = {str(root)!r}")
+    if not ids:
+        raise DatasetError(f"data.root = {str(root)!r}: no images inside (looked for {', '.join(IMAGE_SUFFIXES)})")
+    return Collection(root=root, classes=classes, pool=ids, test=[], test_labels=[], classes_from=source)
+
+
 def _folder(params: DataParams) -> Collection:
+    """``root/<class>/<images>``, or when the root holds images itself, an unlabeled collection in any layout."""
     root = Path(params.root)
+    if root.is_dir() and params.source == "folder" and _is_flat(root):
+        return _unlabeled(root, find_images(root), params)
     folder_names, items = scan_folder(root)
-    return _from_items(root, _name_classes(folder_names, params), items, params)
+    classes = _name_classes(folder_names, params)
+    collection = _from_items(root, classes, items, params)
+    collection.classes_from = "data.classes" if params.classes is not None else f"the class folders of {root}"
+    return collection
 
 
 def _manifest(params: DataParams) -> Collection:
@@ -154,9 +197,10 @@ def _manifest(params: DataParams) -> Collection:
         raise DatasetError(f"{path}: needs a 'path' column, has {list(frame.columns)}")
     has_label = "label" in frame.columns
     names = sorted({str(v) for v in frame["label"] if str(v)}) if has_label else []
-    classes = list(params.classes) if params.classes else [clean_class_name(n) for n in names]
-    if not classes:
-        raise DatasetError(f"{path}: no 'label' column and no data.classes; the class names must come from one of them")
+    if names and not params.classes:
+        classes, source = [clean_class_name(n) for n in names], f"the labels of {path}"
+    else:
+        classes, source = unlabeled_classes(params, f"data.manifest = {params.manifest!r}")
     index = {n: i for i, n in enumerate(names)}
     rows = [
         (str(p), index.get(str(lab)) if has_label else None)
@@ -181,6 +225,7 @@ def _manifest(params: DataParams) -> Collection:
         test_labels=[int(lab) for _, lab in test],
         pool_labels={p: int(lab) for p, lab in pool if lab is not None},
         seeded_split=seeded,
+        classes_from=source,
     )
 
 
@@ -286,15 +331,62 @@ SOURCES: dict[str, Callable[[DataParams], Collection]] = {
 }
 
 
-def create_dataset(params: DataParams) -> Collection:
-    collection = SOURCES[params.source](params)
-    twins = sorted({c for c in collection.classes if collection.classes.count(c) > 1})
+def check_classes(classes: list[str], source: str) -> None:
+    """Refuse a class list no classifier can learn from: one class (every image 'correct'), a name
+    given twice, or names that differ only in case (CLIP's tokenizer lower-cases them: the same text)."""
+    if len(classes) < 2:
+        raise DatasetError(
+            f"{source}: {len(classes)} class name(s) {classes}; a classifier needs at least two classes to choose from"
+        )
+    twins = sorted({c for c in classes if classes.count(c) > 1})
     if twins:
         raise DatasetError(
-            f"class names {twins} occur more than once (folder names that differ only by '_' or '-'?); "
-            "name each class once in data.classes"
+            f"{source}: class names {twins} occur more than once (folder names that differ only by '_' or '-'?); "
+            "name each class once"
         )
+    folded: dict[str, list[str]] = {}
+    for c in classes:
+        folded.setdefault(c.casefold(), []).append(c)
+    same = [names for names in folded.values() if len(names) > 1]
+    if same:
+        raise DatasetError(
+            f"{source}: class names {same[0]} differ only in case, which CLIP reads as the same text; "
+            "keep one of them or rename the others"
+        )
+
+
+def create_dataset(params: DataParams) -> Collection:
+    collection = SOURCES[params.source](params)
+    check_classes(collection.classes, collection.classes_from)
     return collection
+
+
+def read_eval_labels(params: DataParams, classes: list[str], ids: list[str]) -> dict[str, int]:
+    """``data.eval_labels``: a CSV of path,label for a few pool images -> image id -> class index.
+    Only evaluate reads it; training and model selection never see it."""
+    import pandas as pd
+
+    if not params.eval_labels:
+        return {}
+    path = Path(params.eval_labels)
+    if not path.is_file():
+        raise DatasetError(f"data.eval_labels = {params.eval_labels!r}: file not found")
+    frame = pd.read_csv(path, dtype=str, keep_default_na=False)
+    where = f"data.eval_labels = {params.eval_labels!r}"
+    if not {"path", "label"} <= set(frame.columns):
+        raise DatasetError(f"{where}: needs the columns path,label, has {list(frame.columns)}")
+    index = {c: i for i, c in enumerate(classes)}
+    unknown = sorted({lab for lab in frame["label"] if lab not in index})
+    if unknown:
+        raise DatasetError(f"{where}: labels {unknown[:5]} are not among the classes {classes}")
+    known = set(ids)
+    missing = [p for p in frame["path"] if p not in known]
+    if missing:
+        raise DatasetError(
+            f"{where}: {len(missing)} paths are not images of the collection "
+            f"(paths are relative to data.root), e.g. {missing[:3]}"
+        )
+    return {p: index[lab] for p, lab in zip(frame["path"], frame["label"])}
 
 
 def drop_images(collection: Collection, drop: set[str], params: DataParams) -> Collection:
@@ -319,6 +411,7 @@ def drop_images(collection: Collection, drop: set[str], params: DataParams) -> C
         test_labels=[int(lab) for _, lab in test],
         pool_labels={p: int(lab) for p, lab in pool if lab is not None},
         seeded_split=collection.seeded_split,
+        classes_from=collection.classes_from,
     )
 
 

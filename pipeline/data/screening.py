@@ -75,7 +75,9 @@ class Screened:
         }
 
     def empty_classes(self) -> list[str]:
-        """Classes left without any image known to belong to them."""
+        """Classes left without any image known to belong to them (none for an unlabeled collection)."""
+        if not self.collection.labeled:
+            return []
         present = {*self.collection.pool_labels.values(), *self.collection.test_labels}
         return [c for i, c in enumerate(self.collection.classes) if i not in present]
 
@@ -169,7 +171,7 @@ def enforce(screened: Screened, policy: str, report: Path) -> None:
             + f"\nall are listed in {report}; fix or remove them, or set data.bad_images: skip to leave them out"
         )
     for split, what in (("pool", "nothing to tune on"), ("test", "evaluate needs labeled test images")):
-        if not getattr(screened.collection, split):
+        if not getattr(screened.collection, split) and (split == "pool" or screened.listed[split]):
             listed = screened.listed[split]
             raise BadImageError(
                 f"the {split} split has no usable image ({listed} listed, {listed} skipped): {what}; "

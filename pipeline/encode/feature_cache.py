@@ -187,9 +187,18 @@ def encode_split(
     group: Group,
     previous: PreviousFeatures,
     desc: str,
+    empty_dim: int | None = None,
 ) -> Counts:
-    """Encode one split into ``out`` (id, sha256, feature); returns the counts summed over ranks."""
+    """Encode one split into ``out`` (id, sha256, feature); returns the counts summed over ranks.
+
+    ``empty_dim``: an empty split (the test split of an unlabeled collection) is written as an empty
+    file with features of this size; without it an empty split is an error."""
     total = pq.ParquetFile(split_file).metadata.num_rows
+    if total == 0 and empty_dim is not None:
+        if group.is_main:
+            table = feature_table([], np.zeros((0, empty_dim), dtype=np.float32))
+            write_table(out, table.add_column(1, "sha256", pa.array([], pa.string())), {**meta, "dim": empty_dim})
+        return Counts()
     if total == 0:
         raise ArtifactError(f"{split_file}: no images to encode; check the split stage's output")
     work = out.parent / f".{out.name}.parts"

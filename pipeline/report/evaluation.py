@@ -11,6 +11,7 @@ import numpy as np
 import pandas as pd
 import torch
 
+from pipeline.core.errors import NolaError
 from pipeline.data.images import Preprocess
 from pipeline.method.alignment import AlignmentHead, dl_probs
 from pipeline.method.text_classifier import TextClassifiers, zero_shot_probs
@@ -18,6 +19,11 @@ from pipeline.method.tuning import class_probs
 from pipeline.method.visual_prompts import PromptedCLIP
 
 METHODS = ("zero_shot", "cde", "dl", "nola")  # the paper's baselines, then NoLA
+NO_LABELS = "no labeled test split and no data.eval_labels, so nothing to score"
+
+
+class EvaluationError(NolaError, ValueError):
+    """Inputs of evaluation that do not belong together."""
 
 
 def four_classifiers(

@@ -65,3 +65,17 @@ def render_summary(
     with atomic_path(path) as tmp:
         fig.savefig(tmp, format="png", dpi=100, metadata={"Software": None})
     plt.close(fig)
+
+
+def render_no_labels(path: str | Path, title: str) -> None:
+    """The summary PNG of a collection without labels: it says why there are no accuracies."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from matplotlib import pyplot as plt
+
+    fig = plt.figure(figsize=(8, 1.5))
+    fig.text(0.5, 0.5, title + "\n(the predictions and the report are the outputs)", ha="center", va="center")
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, format="png", dpi=100, metadata={"Software": None})
+    plt.close(fig)
