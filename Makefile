@@ -34,7 +34,7 @@ lint: install-dev
 
 ## The whole test suite (what CI runs, after lint).
 test: install-dev
-	$(PYTHON) -m pytest -q
+	$(PYTHON) -m pytest -q --durations=20
 
 ## The unit tests only: the contributor's quick loop.
 test-fast: install-dev
