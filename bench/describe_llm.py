@@ -19,23 +19,13 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from pipeline.core.params import DescribeParams  # noqa: E402
+from pipeline.data.benchmarks import EUROSAT_CLASS_NAMES  # noqa: E402
 from pipeline.describe.cleaning import clean_sentences, clip_token_count  # noqa: E402
 from pipeline.describe.llm import Sampling, create_backend  # noqa: E402
 from pipeline.describe.llm.cache import CompletionCache, fill, generate_cached  # noqa: E402
 from pipeline.describe.prompts import load_prompts  # noqa: E402
 
-CLASSES = [
-    "annual crop land",
-    "forest",
-    "herbaceous vegetation land",
-    "highway or road",
-    "industrial buildings",
-    "pasture land",
-    "permanent crop land",
-    "residential buildings",
-    "river",
-    "sea or lake",
-]
+CLASSES = list(EUROSAT_CLASS_NAMES.values())
 
 
 def main() -> None:

@@ -15,26 +15,13 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from pipeline.core.params import DescribeParams  # noqa: E402
+from pipeline.data.benchmarks import EUROSAT_CLASS_NAMES  # noqa: E402
 from pipeline.describe.descriptions import describe_classes  # noqa: E402
 from pipeline.describe.llm.cache import GenerationStats  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 CLASS_LISTS = {  # the names the benchmarks give these classes (pipeline/data/benchmarks.py)
-    "eurosat": (
-        "satellite",
-        [
-            "annual crop land",
-            "forest",
-            "herbaceous vegetation land",
-            "highway or road",
-            "industrial buildings",
-            "pasture land",
-            "permanent crop land",
-            "residential buildings",
-            "river",
-            "sea or lake",
-        ],
-    ),
+    "eurosat": ("satellite", list(EUROSAT_CLASS_NAMES.values())),
     "dtd": (
         "textures",
         [

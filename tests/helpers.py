@@ -18,6 +18,21 @@ def smoke_params() -> dict:
     return yaml.safe_load(SMOKE_PARAMS.read_text())
 
 
+STAGES = (  # every per-dataset stage of dvc.yaml, in pipeline order (check_params runs once, before them)
+    "split",
+    "describe",
+    "text_classifier",
+    "features_clip",
+    "features_dino",
+    "pseudo_labels",
+    "align",
+    "tune",
+    "predict",
+    "evaluate",
+    "report",
+)
+
+
 def sh(*cmd: str, cwd: Path, env: dict | None = None) -> subprocess.CompletedProcess:
     """Run a command; on failure show its output in the test report."""
     result = subprocess.run(cmd, cwd=cwd, capture_output=True, text=True, env={**os.environ, **(env or {})})

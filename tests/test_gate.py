@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from pipeline.data.benchmarks import EUROSAT_CLASS_NAMES
 from pipeline.describe.cleaning import clean_sentences
 from pipeline.describe.gate import gate, judge
 from pipeline.describe.prompts import PromptFile, few_shot
@@ -15,18 +16,7 @@ from pipeline.describe.prompts import PromptFile, few_shot
 pytestmark = pytest.mark.unit
 
 DATA = Path(__file__).resolve().parent / "data" / "gemma270m_raw_answers.json"
-EUROSAT = [
-    "annual crop land",
-    "forest",
-    "herbaceous vegetation land",
-    "highway or road",
-    "industrial buildings",
-    "pasture land",
-    "permanent crop land",
-    "residential buildings",
-    "river",
-    "sea or lake",
-]
+EUROSAT = list(EUROSAT_CLASS_NAMES.values())
 
 
 @pytest.mark.parametrize(

@@ -125,25 +125,16 @@ def test_seeded_requests_in_order_get_the_same_answers(llama_server, api_key, tm
     assert describe_classes(params, CLASSES, prompts) == describe_classes(params, CLASSES, prompts)
 
 
-class CountingProxy:
-    """A loopback HTTP proxy in front of a real server: forwards each POST and records its path and body."""
+class LoopbackServer:
+    """An HTTP server on loopback that answers each POST with :meth:`answer`, in a thread."""
 
-    def __init__(self, target: str) -> None:
+    def __init__(self) -> None:
         owner = self
-        self.seen: list[tuple[str, dict]] = []
-        origin = target.rsplit("/v1", 1)[0]
 
         class Handler(BaseHTTPRequestHandler):
             def do_POST(self) -> None:
                 body = self.rfile.read(int(self.headers["Content-Length"]))
-                owner.seen.append((self.path, json.loads(body)))
-                headers = {k: v for k, v in self.headers.items() if k in ("Content-Type", "Authorization")}
-                request = urllib.request.Request(origin + self.path, body, headers, method="POST")
-                try:
-                    with urllib.request.urlopen(request, timeout=120) as response:
-                        status, answer = response.status, response.read()
-                except urllib.error.HTTPError as err:
-                    status, answer = err.code, err.read()
+                status, answer = owner.answer(self.path, body, dict(self.headers.items()))
                 self.send_response(status)
                 self.send_header("Content-Length", str(len(answer)))
                 self.end_headers()
@@ -156,9 +147,31 @@ class CountingProxy:
         self.url = f"http://127.0.0.1:{self.server.server_address[1]}/v1"
         threading.Thread(target=self.server.serve_forever, daemon=True).start()
 
+    def answer(self, path: str, body: bytes, headers: dict[str, str]) -> tuple[int, bytes]:
+        raise NotImplementedError
+
     def close(self) -> None:
         self.server.shutdown()
         self.server.server_close()
+
+
+class CountingProxy(LoopbackServer):
+    """A proxy in front of a real server: forwards each POST and records its path and body."""
+
+    def __init__(self, target: str) -> None:
+        self.seen: list[tuple[str, dict]] = []
+        self.origin = target.rsplit("/v1", 1)[0]
+        super().__init__()
+
+    def answer(self, path: str, body: bytes, headers: dict[str, str]) -> tuple[int, bytes]:
+        self.seen.append((path, json.loads(body)))
+        forwarded = {k: v for k, v in headers.items() if k in ("Content-Type", "Authorization")}
+        request = urllib.request.Request(self.origin + path, body, forwarded, method="POST")
+        try:
+            with urllib.request.urlopen(request, timeout=120) as response:
+                return response.status, response.read()
+        except urllib.error.HTTPError as err:
+            return err.code, err.read()
 
 
 @pytest.fixture
@@ -213,33 +226,17 @@ def test_the_cache_key_names_the_backend_and_the_server_model(tmp_path):
         server.close()
 
 
-class CannedServer:
-    """A loopback HTTP server whose answers are given in order (the last one repeats); counts requests."""
+class CannedServer(LoopbackServer):
+    """Answers given in order (the last one repeats); counts requests."""
 
     def __init__(self, answers: list[tuple[int, bytes]]) -> None:
-        owner = self
-        self.requests = 0
+        self.answers, self.requests = answers, 0
+        super().__init__()
 
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:
-                self.rfile.read(int(self.headers["Content-Length"]))
-                status, body = answers[min(owner.requests, len(answers) - 1)]
-                owner.requests += 1
-                self.send_response(status)
-                self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
-                self.wfile.write(body)
-
-            def log_message(self, *args) -> None:
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/v1"
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-
-    def close(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
+    def answer(self, path: str, body: bytes, headers: dict[str, str]) -> tuple[int, bytes]:
+        status_body = self.answers[min(self.requests, len(self.answers) - 1)]
+        self.requests += 1
+        return status_body
 
 
 def test_transient_failures_are_retried_with_backoff():

@@ -17,26 +17,12 @@ from safetensors.torch import load_file
 
 from pipeline.core.artifacts import read_features, read_tensors
 
+import helpers
 from helpers import make_dvc_project, sh, smoke_params
 
 pytestmark = pytest.mark.e2e
 
-STAGES = [
-    f"{s}@synthetic"
-    for s in (
-        "split",
-        "describe",
-        "text_classifier",
-        "features_clip",
-        "features_dino",
-        "pseudo_labels",
-        "align",
-        "tune",
-        "predict",
-        "evaluate",
-        "report",
-    )
-]
+STAGES = [f"{s}@synthetic" for s in helpers.STAGES]
 TRAINING_ARTIFACTS = [
     "artifacts/synthetic/split/pool.parquet",
     "artifacts/synthetic/split/classes.json",

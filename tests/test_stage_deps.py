@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from helpers import PROJECT, sh
+from helpers import PROJECT, STAGES, sh
 
 ROOTS = ("pipeline", "stages")
 MODULE_IN_CMD = re.compile(r"python -m ([\w.]+)(?: (stages\.\w+))?")
@@ -63,6 +63,13 @@ def stages() -> dict[str, dict]:
     """Each stage of dvc.yaml (a foreach stage once, by its template) with its command and deps."""
     doc = yaml.safe_load((PROJECT / "dvc.yaml").read_text())
     return {name: stage.get("do", stage) for name, stage in doc["stages"].items()}
+
+
+@pytest.mark.unit
+def test_the_tests_stage_list_is_dvc_yamls():
+    """tests/helpers.STAGES, which the e2e tests count runs against, lists dvc.yaml's per-dataset stages."""
+    doc = yaml.safe_load((PROJECT / "dvc.yaml").read_text())
+    assert tuple(name for name, stage in doc["stages"].items() if "foreach" in stage) == STAGES
 
 
 def entry_modules(cmd: str) -> list[str]:

@@ -10,23 +10,9 @@ from pathlib import Path
 import pytest
 import yaml
 
-from helpers import PROJECT, make_dvc_project, sh, smoke_params
+from helpers import PROJECT, STAGES, make_dvc_project, sh, smoke_params
 
 pytestmark = pytest.mark.e2e
-
-STAGES = (
-    "split",
-    "describe",
-    "text_classifier",
-    "features_clip",
-    "features_dino",
-    "pseudo_labels",
-    "align",
-    "tune",
-    "predict",
-    "evaluate",
-    "report",
-)
 
 
 def two_dataset_params() -> dict:

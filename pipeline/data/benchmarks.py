@@ -252,6 +252,19 @@ def _text(*lines: str) -> str:
 
 
 _FOLDER_HELP = "root/<class>/<images> under data.root"
+EUROSAT_CLASS_NAMES = {  # torchvision's folder names -> the readable names the prompts use
+    "AnnualCrop": "annual crop land",
+    "Forest": "forest",
+    "HerbaceousVegetation": "herbaceous vegetation land",
+    "Highway": "highway or road",
+    "Industrial": "industrial buildings",
+    "Pasture": "pasture land",
+    "PermanentCrop": "permanent crop land",
+    "Residential": "residential buildings",
+    "River": "river",
+    "SeaLake": "sea or lake",
+}
+
 BENCHMARKS: dict[str, Benchmark] = {
     b.name: b
     for b in [
@@ -271,18 +284,7 @@ BENCHMARKS: dict[str, Benchmark] = {
             coop_split="split_zhou_EuroSAT.json",
             download=_torchvision("EuroSAT"),
             get="downloaded by torchvision (python -m pipeline fetch-data)",
-            names=lambda root: {
-                "AnnualCrop": "annual crop land",
-                "Forest": "forest",
-                "HerbaceousVegetation": "herbaceous vegetation land",
-                "Highway": "highway or road",
-                "Industrial": "industrial buildings",
-                "Pasture": "pasture land",
-                "PermanentCrop": "permanent crop land",
-                "Residential": "residential buildings",
-                "River": "river",
-                "SeaLake": "sea or lake",
-            },
+            names=lambda root: EUROSAT_CLASS_NAMES,
         ),
         Benchmark(
             "dtd",

@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pyarrow as pa
@@ -34,6 +35,26 @@ class Collection:
     pool_labels: dict[str, int] = field(default_factory=dict)
     seeded_split: bool = False  # the test split was drawn by stratified_split, not given by the source
     classes_from: str = "data.classes"  # where the class names came from, for messages
+
+    @classmethod
+    def from_pairs(
+        cls,
+        root: Path,
+        classes: list[str],
+        pool: list[tuple[str, int | None]],
+        test: list[tuple[str, int]],
+        **kw: Any,
+    ) -> Collection:
+        """From (path, label) pairs of the pool (label None: unlabeled) and of the test split."""
+        return cls(
+            root=root,
+            classes=classes,
+            pool=[p for p, _ in pool],
+            test=[p for p, _ in test],
+            test_labels=[int(label) for _, label in test],
+            pool_labels={p: int(label) for p, label in pool if label is not None},
+            **kw,
+        )
 
     @property
     def labeled(self) -> bool:
@@ -99,15 +120,7 @@ def _from_items(root: Path, classes: list[str], items: list[tuple[str, int]], pa
     if params.split_file:
         return _coop_split(root, params)
     pool, test = stratified_split(items, params.test_fraction, params.seed)
-    return Collection(
-        root=root,
-        classes=classes,
-        pool=[p for p, _ in pool],
-        test=[p for p, _ in test],
-        test_labels=[label for _, label in test],
-        pool_labels=dict(pool),
-        seeded_split=True,
-    )
+    return Collection.from_pairs(root, classes, pool, test, seeded_split=True)
 
 
 def _coop_split(root: Path, params: DataParams) -> Collection:
@@ -131,13 +144,8 @@ def _coop_split(root: Path, params: DataParams) -> Collection:
     if sorted(names) != list(range(len(names))):
         raise DatasetError(f"data.split_file = {params.split_file!r}: labels must be 0..C-1, got {sorted(names)}")
     classes = list(params.classes) if params.classes else [clean_class_name(names[i]) for i in range(len(names))]
-    return Collection(
-        root=root,
-        classes=classes,
-        pool=[p for p, _, _ in train],
-        test=[p for p, _, _ in test],
-        test_labels=[int(label) for _, label, _ in test],
-        pool_labels={p: int(label) for p, label, _ in train},
+    return Collection.from_pairs(
+        root, classes, [(p, label) for p, label, _ in train], [(p, label) for p, label, _ in test]
     )
 
 
@@ -217,13 +225,11 @@ def _manifest(params: DataParams) -> Collection:
     unlabeled_test = [p for p, lab in test if lab is None]
     if unlabeled_test:
         raise DatasetError(f"{path}: test rows need a label; unlabeled: {unlabeled_test[:3]}")
-    return Collection(
-        root=Path(params.root),
-        classes=classes,
-        pool=[p for p, _ in pool],
-        test=[p for p, _ in test],
-        test_labels=[int(lab) for _, lab in test],
-        pool_labels={p: int(lab) for p, lab in pool if lab is not None},
+    return Collection.from_pairs(
+        Path(params.root),
+        classes,
+        pool,
+        test,
         seeded_split=seeded,
         classes_from=source,
     )
@@ -313,14 +319,7 @@ def _benchmark(params: DataParams) -> Collection:
     classes = _name_classes(names, params, dict(zip(names, spec.class_names(Path(params.root), names))))
     if test is None:
         return _from_items(root, classes, pool, params)
-    return Collection(
-        root=root,
-        classes=classes,
-        pool=[p for p, _ in pool],
-        test=[p for p, _ in test],
-        test_labels=[label for _, label in test],
-        pool_labels=dict(pool),
-    )
+    return Collection.from_pairs(root, classes, pool, test)
 
 
 SOURCES: dict[str, Callable[[DataParams], Collection]] = {
@@ -403,13 +402,11 @@ def drop_images(collection: Collection, drop: set[str], params: DataParams) -> C
     else:
         pool = [(p, collection.pool_labels.get(p)) for p in collection.pool if p not in drop]
         test = [(p, lab) for p, lab in zip(collection.test, collection.test_labels) if p not in drop]
-    return Collection(
-        root=collection.root,
-        classes=collection.classes,
-        pool=[p for p, _ in pool],
-        test=[p for p, _ in test],
-        test_labels=[int(lab) for _, lab in test],
-        pool_labels={p: int(lab) for p, lab in pool if lab is not None},
+    return Collection.from_pairs(
+        collection.root,
+        collection.classes,
+        pool,
+        test,
         seeded_split=collection.seeded_split,
         classes_from=collection.classes_from,
     )
