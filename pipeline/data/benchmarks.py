@@ -252,6 +252,16 @@ def _text(*lines: str) -> str:
 
 
 _FOLDER_HELP = "root/<class>/<images> under data.root"
+GENERIC_TEMPLATES = (  # the reference code's seven for generic-object datasets (ImageNet, Caltech-101, ...)
+    "a bad photo of the {}.",
+    "a {} in a video game.",
+    "a origami {}.",
+    "a photo of the small {}.",
+    "art of the {}.",
+    "a photo of the large {}.",
+    "itap of a {}.",
+)
+
 EUROSAT_CLASS_NAMES = {  # torchvision's folder names -> the readable names the prompts use
     "AnnualCrop": "annual crop land",
     "Forest": "forest",
@@ -388,15 +398,7 @@ BENCHMARKS: dict[str, Benchmark] = {
             "caltech101",
             "Caltech-101",
             "generic",
-            (
-                "a bad photo of the {}.",
-                "a {} in a video game.",
-                "a origami {}.",
-                "a photo of the small {}.",
-                "art of the {}.",
-                "a photo of the large {}.",
-                "itap of a {}.",
-            ),
+            GENERIC_TEMPLATES,
             images="caltech101/101_ObjectCategories",
             coop_split="split_zhou_Caltech101.json",
             download=_torchvision("Caltech101"),
@@ -469,15 +471,7 @@ BENCHMARKS: dict[str, Benchmark] = {
             "imagenet",
             "ImageNet-1k",
             "generic",
-            (
-                "a bad photo of the {}.",
-                "a {} in a video game.",
-                "a origami {}.",
-                "a photo of the small {}.",
-                "art of the {}.",
-                "a photo of the large {}.",
-                "itap of a {}.",
-            ),
+            GENERIC_TEMPLATES,
             images="",
             split_dirs=("train", "val"),
             names=_imagenet_names,
