@@ -62,7 +62,8 @@ def main() -> None:
     print(f"{stats.summary()}: {stats.tokens / seconds:.1f} tokens/s")
     print(f"cleaning: {json.dumps(cleaning)}")
     print(f"gate: {json.dumps(gated)}")
-    print(f"kept {gated['kept']} of {cleaning['answers']}; templates added for {sorted(doc['fallback']) or 'none'} (descriptions.json: fallback)")
+    added = sorted(doc["fallback"]) or "none"
+    print(f"kept {gated['kept']} of {cleaning['answers']}; templates added for {added} (descriptions.json: fallback)")
     for c in classes:
         shown = doc["descriptions"][c][:3]
         print(f"- {c} ({len(doc['descriptions'][c])} kept): " + " | ".join(shown))
