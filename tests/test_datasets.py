@@ -144,6 +144,16 @@ def test_a_flat_folder_is_an_unlabeled_pool_with_the_classes_of_a_text_file(tmp_
     assert c.test == [] and c.pool_labels == {} and not c.labeled
 
 
+def test_sub_folders_with_a_classes_file_are_an_unlabeled_layout_not_classes(tmp_path):
+    """Photos sorted by date (root/2024/06/x.jpg) are not class folders once the names come from a file."""
+    _touch_images(tmp_path / "img", ["2023/x.jpg", "2024/06/y.jpg", "2024/07/z.png"])
+    names = tmp_path / "classes.txt"
+    names.write_text("cat\ndog\n")
+    c = create_dataset(DataParams(source="folder", root=str(tmp_path / "img"), classes_file=str(names)))
+    assert c.classes == ["cat", "dog"] and c.classes_from == "data.classes_file"
+    assert c.pool == ["2023/x.jpg", "2024/06/y.jpg", "2024/07/z.png"] and c.test == [] and not c.labeled
+
+
 def test_a_path_only_manifest_is_unlabeled(tmp_path):
     (tmp_path / "m.csv").write_text("path\nx/1.jpg\n2.jpg\n")
     c = create_dataset(

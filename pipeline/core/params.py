@@ -77,7 +77,7 @@ class DataParams(Section):
     classes_file: str | None = Field(
         None,
         description="a text file of class names, one per line: the class list of an unlabeled collection "
-        "(a flat folder or a path-only manifest) when data.classes is not given",
+        "(a folder in any layout, whose sub-folders are then not classes, or a path-only manifest)",
     )
     eval_labels: str | None = Field(
         None,

@@ -180,9 +180,10 @@ def _unlabeled(root: Path, ids: list[str], params: DataParams) -> Collection:
 
 
 def _folder(params: DataParams) -> Collection:
-    """``root/<class>/<images>``, or when the root holds images itself, an unlabeled collection in any layout."""
+    """``root/<class>/<images>``; or an unlabeled collection in any layout when the root holds images
+    itself or the class names come from data.classes_file (which only unlabeled collections use)."""
     root = Path(params.root)
-    if root.is_dir() and params.source == "folder" and _is_flat(root):
+    if root.is_dir() and params.source == "folder" and (params.classes_file or _is_flat(root)):
         return _unlabeled(root, find_images(root), params)
     folder_names, items = scan_folder(root)
     classes = _name_classes(folder_names, params)
