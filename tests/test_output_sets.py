@@ -9,6 +9,7 @@ import subprocess
 import sys
 
 import pytest
+import yaml
 
 from pipeline.core import artifacts
 from pipeline.core.artifacts import output_set, read_json, write_json
@@ -60,12 +61,8 @@ def test_a_failed_evaluate_leaves_no_metrics(smoke_run, tmp_path):
     evaluate = project / "artifacts" / "synthetic" / "evaluate"
     shutil.rmtree(evaluate)
     before = sh("dvc", "status", "--json", cwd=project).stdout
-    args = (
-        "synthetic artifacts/synthetic/split artifacts/synthetic/features "
-        "artifacts/synthetic/text/classifiers.safetensors artifacts/synthetic/pseudo_labels/pseudo_labels.parquet "
-        "artifacts/synthetic/align/head.safetensors artifacts/synthetic/tune/prompt.safetensors "
-        "artifacts/synthetic/evaluate"
-    ).split()
+    cmd = yaml.safe_load((project / "dvc.yaml").read_text())["stages"]["evaluate"]["do"]["cmd"]
+    args = cmd.replace("${key}", "synthetic").split("stages.evaluate", 1)[1].split()  # the stage's own arguments
     failing = (
         "import sys\n"
         "import stages.evaluate as e\n"
