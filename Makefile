@@ -7,15 +7,22 @@ PIP = $(PYTHON) -m pip install --quiet --disable-pip-version-check
 # matmul, so build for the generic CPU (README: troubleshooting). Only read when it compiles.
 export CMAKE_ARGS ?= -DGGML_NATIVE=OFF
 
-.PHONY: install install-dev run smoke lint test test-fast bench docs
+.PHONY: install install-dev browser run smoke lint test test-fast bench docs
 
 install:
 	$(PIP) -r requirements.txt
 	$(PIP) --no-deps --no-build-isolation -e .
 
-## requirements.txt plus the test and lint tools (requirements-dev.txt).
-install-dev: install
+## requirements.txt plus the test and lint tools (requirements-dev.txt) and the test browser.
+install-dev: install browser
 	$(PIP) -r requirements-dev.txt
+
+## Debian's Chromium and ChromeDriver for the report's browser test, when they are missing (apt-get, as root or with sudo).
+browser:
+	@command -v chromium >/dev/null && command -v chromedriver >/dev/null || { \
+		SUDO=$$([ "$$(id -u)" -eq 0 ] || echo sudo); \
+		$$SUDO env DEBIAN_FRONTEND=noninteractive apt-get update -qq && \
+		$$SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends chromium chromium-driver >/dev/null; }
 
 ## The main job: NoLA on the default configuration (params.yaml: EuroSAT, CLIP ViT-B/32, DINO ViT-B/16).
 run: install
