@@ -4,7 +4,7 @@ from pathlib import Path
 
 import numpy as np
 
-from pipeline.core.artifacts import read_features, read_json, read_tensors
+from pipeline.core.artifacts import read_classes, read_features, read_tensors
 from pipeline.core.params import load_params
 from pipeline.core.stage import log, run
 from pipeline.data.datasets import image_root, read_ids
@@ -30,7 +30,7 @@ def main(
     params: Path = Path("params.yaml"),
 ) -> None:
     p = load_params(params)
-    classes = read_json(split_dir / "classes.json")["classes"]
+    classes = read_classes(split_dir / "classes.json")
     ids = {s: read_ids(split_dir / f"{s}.parquet") for s in SPLITS}
     model, preprocess, _ = create_clip(p.clip)
 
