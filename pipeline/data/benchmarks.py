@@ -252,6 +252,17 @@ def _text(*lines: str) -> str:
 
 
 _FOLDER_HELP = "root/<class>/<images> under data.root"
+
+# the reference code's, for EuroSAT and RESISC45 (params.yaml's eurosat entry equals it: tests/test_benchmarks.py)
+SATELLITE_TEMPLATES = (
+    "a satellite photo of {}.",
+    "a satellite photo of a {}.",
+    "a satellite photo of the {}.",
+    "a centered satellite photo of {}.",
+    "This is an aerial image of a {}.",
+    "a aerial image of {}.",
+)
+
 GENERIC_TEMPLATES = (  # the reference code's seven for generic-object datasets (ImageNet, Caltech-101, ...)
     "a bad photo of the {}.",
     "a {} in a video game.",
@@ -282,14 +293,7 @@ BENCHMARKS: dict[str, Benchmark] = {
             "eurosat",
             "EuroSAT",
             "satellite",
-            (  # the paper's EuroSAT templates; params.yaml's entry is this one (tests/test_benchmarks.py)
-                "a satellite photo of {}.",
-                "a satellite photo of a {}.",
-                "a satellite photo of the {}.",
-                "a centered satellite photo of {}.",
-                "This is an aerial image of a {}.",
-                "a aerial image of {}.",
-            ),
+            SATELLITE_TEMPLATES,
             images="eurosat/2750",
             coop_split="split_zhou_EuroSAT.json",
             download=_torchvision("EuroSAT"),
@@ -435,14 +439,7 @@ BENCHMARKS: dict[str, Benchmark] = {
             "resisc45",
             "NWPU-RESISC45",
             "satellite",
-            (
-                "a satellite photo of {}.",
-                "a satellite photo of a {}.",
-                "a satellite photo of the {}.",
-                "a centered satellite photo of {}.",
-                "This is an aerial image of a {}.",
-                "a aerial image of {}.",
-            ),
+            SATELLITE_TEMPLATES,
             images="",
             get=_text(
                 "not in torchvision: extract NWPU-RESISC45 so that data.root/<class>/<images> (45 folders);",
