@@ -102,5 +102,5 @@ def test_dino_gets_clips_normalisation_by_default(monkeypatch):
     dino = create_encoder("dino", Params(**raw)).preprocess
     assert (dino.mean, dino.std) == (clip.mean, clip.std)
     own = create_encoder("dino", Params(**{**raw, "dino": {**raw["dino"], "normalize": "model"}})).preprocess
-    timm_own = create_dino(DinoParams(**raw["dino"]))[1]
+    timm_own = create_dino(DinoParams(**{**raw["dino"], "normalize": "model"}))[1]
     assert (own.mean, own.std) == (timm_own.mean, timm_own.std) and own.mean != dino.mean

@@ -13,7 +13,7 @@ import functools
 import logging
 import socket
 from collections.abc import Iterator
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 from pickle import UnpicklingError
 from typing import Any
@@ -189,7 +189,8 @@ def create_clip(params: ClipParams) -> tuple[open_clip.CLIP, Preprocess, Any]:
 
 
 def create_dino(params: DinoParams) -> tuple[nn.Module, Preprocess]:
-    """A timm model returning its pooled (CLS) feature, and the deterministic preprocessing."""
+    """A timm model returning its pooled (CLS) feature, and the deterministic preprocessing (its mean
+    and std per ``dino.normalize``)."""
     problems = dino_name_problems(params)
     if problems:
         raise ModelError("; ".join(problems))
@@ -218,11 +219,11 @@ def create_dino(params: DinoParams) -> tuple[nn.Module, Preprocess]:
     cfg = timm.data.resolve_model_data_config(model)
     patch_embed = getattr(model, "patch_embed", None)
     size = patch_embed.img_size[-1] if patch_embed is not None and patch_embed.img_size else cfg["input_size"][-1]
+    mean, std = cfg["mean"], cfg["std"]
+    if params.normalize == "clip":  # as the reference code feeds DINO, whatever the clip section is
+        mean, std = open_clip.OPENAI_DATASET_MEAN, open_clip.OPENAI_DATASET_STD
     preprocess = Preprocess(
-        size=int(size),
-        mean=tuple(float(v) for v in cfg["mean"]),
-        std=tuple(float(v) for v in cfg["std"]),
-        interpolation="bicubic",
+        size=int(size), mean=tuple(float(v) for v in mean), std=tuple(float(v) for v in std), interpolation="bicubic"
     )
     return model, preprocess
 
@@ -238,17 +239,12 @@ class Encoder:
 
 
 def create_encoder(name: str, params: Params) -> Encoder:
-    """``clip`` (the vision tower of ``params.clip``) or ``dino`` (``params.dino``; by default fed
-    OpenAI CLIP's mean and std, as in the reference code, whatever ``params.clip`` is). The seed is
+    """``clip`` (the vision tower of ``params.clip``) or ``dino`` (``params.dino``). The seed is
     part of the identity: it sets the weights that ``pretrained`` leaves random."""
     if name == "clip":
         model, preprocess, _ = create_clip(params.clip)
         return Encoder(model.visual, preprocess, {**clip_identity(params.clip), "seed": params.clip.seed})
     if name == "dino":
         network, preprocess = create_dino(params.dino)
-        if params.dino.normalize == "clip":
-            preprocess = replace(
-                preprocess, mean=tuple(open_clip.OPENAI_DATASET_MEAN), std=tuple(open_clip.OPENAI_DATASET_STD)
-            )
         return Encoder(network, preprocess, {**dino_identity(params.dino), "seed": params.dino.seed})
     raise ModelError(f"no image encoder named {name!r}; choose clip or dino")
