@@ -261,14 +261,13 @@ def fetch(params: DataParams) -> Path:
 def _download(spec: Benchmark, root: Path) -> None:
     """Run the spec's download; on failure (no network, a server error) say what failed and the
     ways round it, and remove the folders the attempt created and left empty."""
-    top = root.absolute()  # the outermost folder this attempt may create
-    while not top.parent.exists():
-        top = top.parent
-    before = {top, *top.rglob("*")} if top.exists() else set()
+    here = root.absolute()
+    created = [f for f in (here, *here.parents) if not f.exists()]  # data.root and the folders above it to make
+    before = set(here.rglob("*"))  # only data.root's own tree: the dataset is not there yet
     try:
         spec.download(root)
     except (OSError, RuntimeError) as err:  # URLError is an OSError; torchvision raises RuntimeError
-        for folder in sorted((p for p in [top, *top.rglob("*")] if p not in before), reverse=True):
+        for folder in sorted((p for p in here.rglob("*") if p not in before), reverse=True) + created:
             if folder.is_dir() and not any(folder.iterdir()):
                 folder.rmdir()
         raise DatasetError(
