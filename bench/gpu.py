@@ -26,7 +26,7 @@ from pipeline.core.artifacts import file_sha256
 from pipeline.core.params import ClipParams, DinoParams, TuneParams
 from pipeline.data.images import Preprocess
 from pipeline.encode.features import ImageEncoder
-from pipeline.method.tuning import param_groups, smoothed_cross_entropy, tune
+from pipeline.method.tuning import optimizer_for, smoothed_cross_entropy, tune
 from pipeline.method.visual_prompts import PromptedCLIP
 from pipeline.models.factory import create_clip, create_dino
 
@@ -116,7 +116,7 @@ def tune_row(cfg: dict, compute: hardware.Compute, ids: list[str], workers: int,
     e2e = len(ids) / timed(lambda: tune(prompted, IMAGES, ids, targets, preprocess, params, compute=compute))
 
     prompted.train()
-    optimizer = torch.optim.AdamW(param_groups(prompted, 0.01), lr=1e-4, fused=True)
+    optimizer, _ = optimizer_for(prompted, params, total_steps=1)  # the tune stage's optimizer
     x = torch.randn(cfg["batch_size"], 3, preprocess.size, preprocess.size, device=compute.device)
     y = torch.arange(cfg["batch_size"], device=compute.device) % classes
 

@@ -19,7 +19,7 @@ import pandas as pd
 from pipeline.core.artifacts import output_set
 from pipeline.data.images import load_rgb
 from pipeline.report.evaluation import METHODS
-from pipeline.report.summary_plot import COLOURS
+from pipeline.report.summary_plot import COLOURS, pyplot
 from pipeline.report.summary_plot import METHODS as TITLES
 
 
@@ -86,19 +86,10 @@ def thumbnail(path: Path, size: int) -> str:
     return "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode()
 
 
-def _pyplot():
-    import matplotlib
-
-    matplotlib.use("Agg")
-    from matplotlib import pyplot as plt
-
-    return plt
-
-
 def _png(fig) -> bytes:
     buffer = io.BytesIO()
     fig.savefig(buffer, format="png", dpi=90, metadata={"Software": None})
-    _pyplot().close(fig)
+    pyplot().close(fig)
     return buffer.getvalue()
 
 
@@ -148,7 +139,7 @@ def _draw_training(ax, inputs: ReportInputs) -> None:
 
 
 def figure(draw, inputs: ReportInputs, size: tuple[float, float] = (6, 4)) -> bytes:
-    fig, ax = _pyplot().subplots(figsize=size)
+    fig, ax = pyplot().subplots(figsize=size)
     draw(ax, inputs)
     fig.tight_layout()
     return _png(fig)
@@ -156,7 +147,7 @@ def figure(draw, inputs: ReportInputs, size: tuple[float, float] = (6, 4)) -> by
 
 def summary_png(inputs: ReportInputs) -> bytes:
     """The four label-free panels on one PNG."""
-    fig, axes = _pyplot().subplots(2, 2, figsize=(12, 9))
+    fig, axes = pyplot().subplots(2, 2, figsize=(12, 9))
     for ax, draw in zip(axes.flat, (_draw_counts, _draw_agreement, _draw_confidence, _draw_training)):
         draw(ax, inputs)
     fig.suptitle(f"NoLA on {inputs.dataset}: {len(inputs.predictions)} images, {len(inputs.classes)} classes")
@@ -219,7 +210,7 @@ def render_html(inputs: ReportInputs, root: Path, examples: int, thumb: int) -> 
         ]
         if inputs.confusion:
             matrix = confusion_matrix(inputs.confusion, classes)
-            fig, ax = _pyplot().subplots(figsize=(6, 5))
+            fig, ax = pyplot().subplots(figsize=(6, 5))
             _heatmap(ax, matrix, classes, "NoLA confusion (rows: actual)", "d")
             fig.tight_layout()
             body.append(_img(_png(fig), "confusion matrix"))

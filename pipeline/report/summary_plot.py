@@ -12,6 +12,24 @@ COLOURS = {"zero_shot": "#9e9e9e", "cde": "#64b5f6", "dl": "#ffb74d", "nola": "#
 MAX_CLASSES = 30
 
 
+def pyplot():
+    """matplotlib's pyplot on the Agg backend (no display), imported on first use so that stages
+    which draw nothing do not pay for it."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from matplotlib import pyplot as plt
+
+    return plt
+
+
+def save_png(fig, path: str | Path) -> None:
+    """Write and close ``fig``: no timestamp or software tag in it, so the bytes are reproducible."""
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, format="png", dpi=100, metadata={"Software": None})
+    pyplot().close(fig)
+
+
 def class_gains(classes: list[str], zero_shot: list[float | None], nola: list[float | None]) -> list[tuple[str, float]]:
     """Per-class gain of NoLA over zero-shot in points, largest first; classes with no test image left out."""
     gains = [(c, 100.0 * (n - z)) for c, z, n in zip(classes, zero_shot, nola) if z is not None and n is not None]
@@ -31,11 +49,7 @@ def render_summary(
     per_class: dict[str, list[float | None]],
 ) -> None:
     """Write the summary PNG (no timestamps or software tag in it, so the bytes are reproducible)."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    from matplotlib import pyplot as plt
-
+    plt = pyplot()
     gains = class_gains(classes, per_class["zero_shot"], per_class["nola"])
     shown = shown_gains(gains)
     height = max(3.5, 0.28 * len(shown) + 1.5)
@@ -62,20 +76,12 @@ def render_summary(
     right.tick_params(axis="y", labelsize=8)
     fig.suptitle(title)
     fig.tight_layout()
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, format="png", dpi=100, metadata={"Software": None})
-    plt.close(fig)
+    save_png(fig, path)
 
 
 def render_no_labels(path: str | Path, title: str) -> None:
     """The summary PNG of a collection without labels: it says why there are no accuracies."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    from matplotlib import pyplot as plt
-
+    plt = pyplot()
     fig = plt.figure(figsize=(8, 1.5))
     fig.text(0.5, 0.5, title + "\n(the predictions and the report are the outputs)", ha="center", va="center")
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, format="png", dpi=100, metadata={"Software": None})
-    plt.close(fig)
+    save_png(fig, path)
