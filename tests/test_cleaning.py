@@ -55,6 +55,9 @@ def test_every_domain_has_a_prompt_file():
         assert len(prompts) == 6 and all("{}" in p for p in prompts)
         examples = load_prompt_file(PROMPTS / f"{domain}.yaml").examples
         assert len(examples) >= 3, f"{domain}: base models need worked examples"
+        for name, answer in examples:  # the opening a base model copies (README: Class descriptions)
+            opening, _, seen = answer.partition(", one can see ")
+            assert opening.startswith("In a ") and name.lower() in opening.lower() and seen, (domain, answer)
 
 
 @pytest.mark.parametrize(

@@ -211,8 +211,8 @@ class DescribeParams(Section):
         "completions", description="plain completions, or chat for instruction-tuned models"
     )
     samples: int = Field(10, ge=1, description="answers per prompt and class")
-    temperature: float = Field(0.99, ge=0.0, description="sampling temperature")
-    top_p: float = Field(1.0, gt=0.0, le=1.0, description="nucleus sampling mass")
+    temperature: float = Field(0.7, ge=0.0, description="sampling temperature")
+    top_p: float = Field(0.9, gt=0.0, le=1.0, description="nucleus sampling mass")
     max_tokens: int = Field(50, ge=1, description="tokens per answer")
     stop: list[str] = Field(
         default_factory=lambda: [".", "\n"],

@@ -4,6 +4,10 @@ satellite domain's 6 few-shot prompts for EuroSAT's 10 classes. Run once; the an
 labelled by hand (``expect``: the gate's reason to drop it, or ``keep``) and tests/test_gate.py
 checks the gate against those labels.
 
+The stored file was made with the examples and sampling it records (the earlier examples, and
+temperature 0.99): those answers hold the failures the gate exists for, so it is kept. A rerun
+writes answers of today's defaults, and carries a label over only for the very same answer.
+
     python tests/data/make_gemma270m_answers.py [--cache-dir DIR]
 """
 
@@ -39,7 +43,7 @@ def main() -> None:
     questions = dict(zip(templates, prompt_file.prompts, strict=True))
     out = Path(__file__).with_name("gemma270m_raw_answers.json")
     old = (
-        {(a["class"], a["question"]): a.get("expect") for a in json.loads(out.read_text())["answers"]}
+        {(a["class"], a["question"], a["raw"]): a.get("expect") for a in json.loads(out.read_text())["answers"]}
         if out.exists()
         else {}
     )
@@ -51,8 +55,8 @@ def main() -> None:
         "examples": [list(e) for e in prompt_file.examples],
         "classes": classes,
         "answers": [
-            {"class": c, "question": questions[t], "raw": completion.texts[0], "expect": old.get((c, questions[t]))}
-            for (t, c), completion in zip(requests, completions, strict=True)
+            {"class": c, "question": questions[t], "raw": raw, "expect": old.get((c, questions[t], raw))}
+            for (t, c), raw in zip(requests, (completion.texts[0] for completion in completions), strict=True)
         ],
     }
     out.write_text(json.dumps(doc, indent=1, ensure_ascii=False) + "\n")
