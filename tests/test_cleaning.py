@@ -51,9 +51,9 @@ def test_long_sentences_are_cut_to_the_longest_prefix_that_fits_clip():
 def test_every_domain_has_a_prompt_file():
     assert sorted(p.stem for p in PROMPTS.glob("*.yaml")) == DOMAINS
     for domain in DOMAINS:
-        prompts = load_prompts(PROMPTS / f"{domain}.yaml")
+        prompt_file = load_prompt_file(PROMPTS / f"{domain}.yaml")
+        prompts, examples = prompt_file.prompts, prompt_file.examples
         assert len(prompts) == 6 and all("{}" in p for p in prompts)
-        examples = load_prompt_file(PROMPTS / f"{domain}.yaml").examples
         assert len(examples) >= 3, f"{domain}: base models need worked examples"
         for name, answer in examples:  # the opening a base model copies (README: Class descriptions)
             opening, _, seen = answer.partition(", one can see ")
